@@ -1,0 +1,1 @@
+"""Shared building blocks of the tabular training pipeline (one module per idea)."""

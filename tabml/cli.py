@@ -1,0 +1,37 @@
+"""The thin command-line shell every stage module shares."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tabml.env import quiet_telemetry
+from tabml.params import DEFAULT_PARAMS, Params, ParamsError, load_params
+
+
+class StageError(RuntimeError):
+    """A failure the user can act on: says what failed, where, and what to do."""
+
+    def __init__(self, what: str, where: str | Path = "", todo: str = "") -> None:
+        self.what, self.where, self.todo = what, str(where), todo
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        text = f"{self.where}: {self.what}" if self.where else self.what
+        return f"{text}\n  what to do: {self.todo}" if self.todo else text
+
+
+def stage_main(stage: str, run: Callable[[Params], object], argv: Sequence[str] | None = None) -> int:
+    """Parse `--params`, run the stage, turn known failures into one readable line and exit code 1."""
+    parser = argparse.ArgumentParser(prog=f"python -m tasks.{stage}", description=f"Run the {stage} stage.")
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
+    args = parser.parse_args(argv)
+    quiet_telemetry()
+    try:
+        run(load_params(args.params))
+    except (StageError, ParamsError) as exc:
+        print(f"[{stage}] FAILED: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0

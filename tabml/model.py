@@ -1,0 +1,102 @@
+"""Tabular networks (plain `nn.Module`s) and their safe save/load (safetensors + JSON)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "model_config.json"
+
+
+class ModelConfig(BaseModel):
+    """Everything needed to rebuild the network before loading its weights."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["mlp", "embedding_mlp"]
+    n_numeric: int
+    cardinalities: list[int]  # per categorical column, including code 0 (missing / other)
+    hidden_sizes: list[int]
+    dropout: float
+    embedding_dim: int
+    output_dim: int
+
+
+def category_embedding_dim(cardinality: int, cap: int) -> int:
+    """Rule of thumb: grows with the log of the level count, never above `cap`."""
+    return max(2, min(cap, int(round(1.6 * cardinality**0.56))))
+
+
+class PeriodicNumericEmbedding(nn.Module):
+    """Numeric feature -> [sin, cos] of learned frequencies, then a linear layer (Gorishniy et al., 2022)."""
+
+    def __init__(self, n_features: int, dim: int, n_frequencies: int = 16, sigma: float = 1.0) -> None:
+        super().__init__()
+        self.frequencies = nn.Parameter(torch.randn(n_features, n_frequencies) * sigma)
+        self.linear = nn.Parameter(torch.empty(n_features, 2 * n_frequencies, dim))
+        self.bias = nn.Parameter(torch.zeros(n_features, dim))
+        nn.init.uniform_(self.linear, -1 / math.sqrt(2 * n_frequencies), 1 / math.sqrt(2 * n_frequencies))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angles = 2 * math.pi * self.frequencies[None] * x[..., None]
+        periodic = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+        out = torch.einsum("bfp,fpd->bfd", periodic, self.linear) + self.bias
+        return torch.relu(out).flatten(1)
+
+
+class TabularNet(nn.Module):
+    """Categoricals through embeddings, numerics raw (`mlp`) or embedded (`embedding_mlp`), then an MLP."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(card, category_embedding_dim(card, config.embedding_dim * 4))
+            for card in config.cardinalities
+        )
+        cat_width = sum(e.embedding_dim for e in self.embeddings)
+        self.numeric: nn.Module
+        if config.kind == "embedding_mlp" and config.n_numeric > 0:
+            self.numeric = PeriodicNumericEmbedding(config.n_numeric, config.embedding_dim)
+            num_width = config.n_numeric * config.embedding_dim
+        else:
+            self.numeric = nn.Identity()
+            num_width = config.n_numeric
+        layers: list[nn.Module] = []
+        width = max(1, num_width + cat_width)
+        for hidden in config.hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(config.dropout)]
+            width = hidden
+        layers.append(nn.Linear(width, config.output_dim))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        parts = [self.numeric(x_num)] if self.config.n_numeric else []
+        parts += [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
+        if not parts:
+            parts = [torch.zeros(x_num.shape[0], 1, device=x_num.device)]
+        return self.mlp(torch.cat(parts, dim=1))
+
+
+def save_model(net: TabularNet, out_dir: Path) -> None:
+    """Weights as safetensors, architecture as JSON: no pickle anywhere."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(out_dir / WEIGHTS_FILE))
+    (out_dir / CONFIG_FILE).write_text(net.config.model_dump_json(indent=2))
+
+
+def load_model(model_dir: Path) -> TabularNet:
+    """Rebuild from JSON and load safetensors weights; the network comes back in eval mode."""
+    config = ModelConfig.model_validate(json.loads((model_dir / CONFIG_FILE).read_text()))
+    net = TabularNet(config)
+    net.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
+    return net.eval()
