@@ -34,4 +34,11 @@ def stage_main(stage: str, run: Callable[[Params], object], argv: Sequence[str] 
     except (StageError, ParamsError) as exc:
         print(f"[{stage}] FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
+    except FileNotFoundError as exc:
+        missing = StageError(
+            "an input is missing", exc.filename or str(exc),
+            "run the stages before this one first: `dvc repro` (or the Prefect flow) runs them in order",
+        )
+        print(f"[{stage}] FAILED: {missing}", file=sys.stderr, flush=True)
+        return 1
     return 0

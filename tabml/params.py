@@ -90,6 +90,8 @@ class TrainParams(Section):
 class EvaluateParams(Section):
     out_dir: Path
     metrics: Path
+    max_curve_points: int = Field(ge=2)
+    max_residual_points: int = Field(ge=2)
 
 
 class RegisterParams(Section):
@@ -98,6 +100,7 @@ class RegisterParams(Section):
     primary_metric: str | None = None
     thresholds: dict[TaskType, dict[str, float]] = {}
     gto_tags: bool
+    lock_timeout_seconds: float = Field(default=60, gt=0)
 
 
 class TrackingParams(Section):

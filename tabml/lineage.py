@@ -1,0 +1,161 @@
+"""The lineage record of a registered model: the code, data, params and environment behind it, never a secret.
+
+No environment variable is recorded (the Prefect flow run id is read from `TABML_FLOW_RUN_ID`, nothing
+else); values under secret-looking keys and credentials inside URLs are redacted before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import subprocess
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import yaml
+
+from tabml.params import Params
+
+log = logging.getLogger(__name__)
+
+LIBRARIES = {  # name in the record -> distribution name
+    "torch": "torch",
+    "lightning": "lightning",
+    "torchmetrics": "torchmetrics",
+    "pandas": "pandas",
+    "numpy": "numpy",
+    "scikit-learn": "scikit-learn",
+    "dvc": "dvc",
+    "great_expectations": "great-expectations",
+    "prefect": "prefect",
+    "wandb": "wandb",
+}
+PIPELINE_SECTIONS = ("data", "ingest", "validate", "preprocess", "train", "evaluate", "register")
+FLOW_RUN_ENV = "TABML_FLOW_RUN_ID"
+REDACTED = "***"
+_SECRET = r"token|secret|password|passwd|api_key|apikey|credential"
+SECRET_KEY = re.compile(_SECRET, re.IGNORECASE)
+# user:password@ (the password may hold "/", as AWS secret keys do) or a bare user/token@
+URL_USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://)(?:[^\s@/:]*:[^\s@]*|[^\s@/:]+)@")
+SECRET_QUERY = re.compile(rf"(\b\w*(?:{_SECRET})\w*=)[^&\s]+", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """`scheme://user:pass@host` -> `scheme://***@host`; `?api_key=abc` -> `?api_key=***`."""
+    return SECRET_QUERY.sub(rf"\1{REDACTED}", URL_USERINFO.sub(rf"\1{REDACTED}@", text))
+
+
+def redact(value: object) -> object:
+    """Recursively blank values under secret-looking keys and credentials in any string (keys included)."""
+    if isinstance(value, Mapping):
+        return {
+            (redact_text(k) if isinstance(k, str) else k): REDACTED if SECRET_KEY.search(str(k)) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return redact_text(value) if isinstance(value, str) else value
+
+
+def git_state(repo: Path) -> dict[str, object]:
+    """HEAD's commit and whether tracked files differ from it; None for both outside a git repo."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        rev = git("rev-parse", "--verify", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.CalledProcessError):
+        return {"rev": None, "dirty": None}
+    return {"rev": rev, "dirty": dirty}
+
+
+def _hashes(entries: object) -> dict[str, str | None]:
+    items = entries if isinstance(entries, list) else []
+    return {str(e["path"]): e.get("md5") for e in items if isinstance(e, dict) and "path" in e}
+
+
+def summarize_dvc_lock(lock: Mapping[str, object]) -> dict[str, object]:
+    """Per stage: deps and outs as path -> md5, params as recorded."""
+    stages = lock.get("stages")
+    return {
+        name: {"deps": _hashes(st.get("deps")), "outs": _hashes(st.get("outs")), "params": st.get("params", {})}
+        for name, st in (stages.items() if isinstance(stages, dict) else [])
+        if isinstance(st, dict)
+    }
+
+
+def read_dvc_lock(path: Path) -> dict[str, object] | None:
+    if not path.exists():
+        return None
+    try:
+        lock = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        log.warning("%s: not valid YAML, lineage records no dvc.lock: %s", path, exc)
+        return None
+    return summarize_dvc_lock(lock) if isinstance(lock, dict) else None
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions from package metadata; nothing is imported."""
+
+    def installed(dist: str) -> str | None:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return None
+
+    return {name: installed(dist) for name, dist in LIBRARIES.items()}
+
+
+def build_lineage(
+    *,
+    name: str,
+    version: int,
+    created_at: str,
+    git: Mapping[str, object],
+    dvc_lock: Mapping[str, object] | None,
+    params: Mapping[str, object],
+    libraries: Mapping[str, str | None],
+    run_info: Mapping[str, object],
+    flow_run_id: str | None,
+    hostname: str,
+) -> dict[str, object]:
+    """Pure: assemble and redact the record written as lineage.json."""
+    record = {
+        "model": {"name": name, "version": version},
+        "created_at": created_at,
+        "git": dict(git),
+        "dvc_lock": dvc_lock,
+        "params": {k: params[k] for k in PIPELINE_SECTIONS if k in params},
+        "libraries": dict(libraries),
+        "run": {
+            "seed": run_info.get("seed"),
+            "wandb_run_id": run_info.get("wandb_run_id"),
+            "prefect_flow_run_id": flow_run_id,
+            "hostname": hostname,
+        },
+    }
+    return redact(record)  # type: ignore[return-value]
+
+
+def collect_lineage(
+    params: Params, name: str, version: int, created_at: str, run_info: Mapping[str, object], repo: Path = Path(".")
+) -> dict[str, object]:
+    """Gather git, dvc.lock, library and host facts from `repo` (the project root) and build the record."""
+    return build_lineage(
+        name=name,
+        version=version,
+        created_at=created_at,
+        git=git_state(repo),
+        dvc_lock=read_dvc_lock(repo / "dvc.lock"),
+        params=params.model_dump(mode="json", by_alias=True),
+        libraries=library_versions(),
+        run_info=run_info,
+        flow_run_id=os.environ.get(FLOW_RUN_ENV) or None,
+        hostname=socket.gethostname(),
+    )

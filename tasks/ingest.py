@@ -1,0 +1,70 @@
+"""ingest: landing-zone CSV/Parquet -> versioned Parquet snapshot (DVC tracks it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from tabml.cli import StageError, stage_main
+from tabml.params import DataParams, Params
+from tabml.tables import read_table
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_roles(frame: pd.DataFrame, data: DataParams) -> None:
+    """The columns params.yaml names must exist; say which ones do."""
+    named = {"data.target": data.target, "data.id_column": data.id_column}
+    named |= {f"data.drop_columns[{i}]": c for i, c in enumerate(data.drop_columns)}
+    named |= {f"data.column_types.{c}": c for c in data.column_types}
+    missing = {key: col for key, col in named.items() if col is not None and col not in frame.columns}
+    if missing:
+        listed = ", ".join(f"{key}={col!r}" for key, col in missing.items())
+        raise StageError(
+            f"params.yaml names columns that are not in the table: {listed}", data.path,
+            f"use one of the table's columns: {list(frame.columns)}",
+        )
+
+
+def ingest_summary(frame: pd.DataFrame, source: Path, sha256: str, seconds: float) -> dict[str, object]:
+    return {
+        "source": str(source),
+        "source_sha256": sha256,
+        "rows": len(frame),
+        "columns": {str(c): str(t) for c, t in frame.dtypes.items()},
+        "seconds": round(seconds, 3),
+    }
+
+
+def run(params: Params) -> list[Path]:
+    start = time.perf_counter()
+    data, out = params.data, params.ingest
+    frame = read_table(data.path, data.format)
+    check_roles(frame, data)
+    out.snapshot.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out.snapshot, index=False)
+    summary = ingest_summary(frame, data.path, file_sha256(data.path), time.perf_counter() - start)
+    out.report.parent.mkdir(parents=True, exist_ok=True)
+    out.report.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"[ingest] {data.path}: {len(frame):,} rows x {frame.shape[1]} columns -> {out.snapshot}")
+    return [out.snapshot, out.report]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return stage_main("ingest", run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""preprocess: snapshot -> stratified train/val/test arrays + preprocessing state (JSON) + decision report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tabml.arrays import SPLITS, save_split, split_path
+from tabml.cli import StageError, stage_main
+from tabml.column_types import ColumnDecision, infer_column_kinds
+from tabml.params import DataParams, Params, PreprocessParams
+from tabml.preprocessing import PreprocessState, fit_state, numeric_width, save_state, transform
+from tabml.target import encode_target, fit_target, present_rows
+
+REPORT_FILE = "preprocess_report.json"
+SPLITS_FILE = "splits.npz"
+
+
+def split_indices(y: np.ndarray, stratify: bool, p: PreprocessParams) -> dict[str, np.ndarray]:
+    """Deterministic train/val/test row positions; stratified on the class for classification."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    strata = y if stratify else None
+    rest, test = train_test_split(rows, test_size=p.test_size, random_state=p.seed, stratify=strata)
+    rest_strata = y[rest] if stratify else None
+    val_share = p.val_size / (1 - p.test_size)
+    train, val = train_test_split(rest, test_size=val_share, random_state=p.seed, stratify=rest_strata)
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def class_counts(y: np.ndarray, labels: list[str] | None) -> dict[str, int] | None:
+    if labels is None:
+        return None
+    counts = np.bincount(y, minlength=len(labels))
+    return {label: int(n) for label, n in zip(labels, counts, strict=True)}
+
+
+def build_report(
+    decisions: list[ColumnDecision], state: PreprocessState, rows_in: int, dropped_target: int,
+    splits: dict[str, np.ndarray], y: np.ndarray,
+) -> dict[str, object]:
+    return {
+        "rows_in": rows_in,
+        "rows_dropped_missing_target": dropped_target,
+        "task": state.task,
+        "labels": state.labels,
+        "split_rows": {name: int(idx.size) for name, idx in splits.items()},
+        "class_counts": {name: class_counts(y[idx], state.labels) for name, idx in splits.items()},
+        "features": {"numeric_inputs": numeric_width(state), "categorical_inputs": len(state.categorical)},
+        "columns": [{"name": d.name, "kind": d.kind, "reason": d.reason} for d in decisions],
+        "categorical_levels": {c.name: len(c.levels) for c in state.categorical},
+    }
+
+
+def check_features(decisions: list[ColumnDecision], data: DataParams) -> None:
+    if all(d.kind == "drop" for d in decisions):
+        reasons = "; ".join(f"{d.name}: {d.reason}" for d in decisions)
+        raise StageError(
+            f"no usable feature columns are left ({reasons})", data.path,
+            "remove columns from data.drop_columns or set data.column_types for the columns to keep",
+        )
+
+
+def preprocess_frame(
+    frame: pd.DataFrame, data: DataParams, p: PreprocessParams,
+) -> tuple[dict[str, object], PreprocessState, dict[str, np.ndarray], dict[str, object]]:
+    """Pure: table -> (arrays per split, fitted state, split row positions, report)."""
+    keep = present_rows(frame[data.target])
+    table = frame.loc[keep].reset_index(drop=True)
+    decisions = infer_column_kinds(table, data, p)
+    check_features(decisions, data)
+    encoding = fit_target(table[data.target], data)
+    y = encode_target(table[data.target], encoding)
+    splits = split_indices(y, data.task != "regression", p)
+    state = fit_state(table.iloc[splits["train"]], decisions, encoding, p, data.id_column)
+    arrays = {name: transform(table.iloc[idx], state, y[idx]) for name, idx in splits.items()}
+    report = build_report(decisions, state, len(frame), int((~keep).sum()), splits, y)
+    kept_rows = np.flatnonzero(keep)
+    positions = {f"{name}_rows": kept_rows[idx] for name, idx in splits.items()}
+    return arrays, state, positions, report  # type: ignore[return-value]
+
+
+def run(params: Params) -> list[Path]:
+    data, p = params.data, params.preprocess
+    frame = pd.read_parquet(params.ingest.snapshot)
+    arrays, state, positions, report = preprocess_frame(frame, data, p)
+    p.out_dir.mkdir(parents=True, exist_ok=True)
+    for name in SPLITS:
+        save_split(arrays[name], split_path(p.out_dir, name))  # type: ignore[arg-type]
+    np.savez(p.out_dir / SPLITS_FILE, **positions)
+    save_state(state, p.out_dir)
+    (p.out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    dropped = [c for c in report["columns"] if c["kind"] == "drop"]  # type: ignore[union-attr]
+    print(
+        f"[preprocess] {report['split_rows']} rows; {report['features']}; "
+        f"dropped {len(dropped)} columns, {report['rows_dropped_missing_target']} rows without a target "
+        f"(details: {p.out_dir / REPORT_FILE})"
+    )
+    return [p.out_dir]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return stage_main("preprocess", run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

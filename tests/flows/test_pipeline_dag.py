@@ -1,0 +1,204 @@
+"""One DAG: the flow plans dvc.yaml's stages in DVC's order and runs them through DVC, leaving what `dvc repro` leaves.
+
+The drift tests read the real dvc.yaml; the run tests use a toy git + DVC repo, under a real Prefect test server.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+from prefect.artifacts import Artifact
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.pipeline import SUMMARY_KEY, load_flow_params, main, training_pipeline
+from tabml.dvc_stages import StageFailedError, StageOutcome, stage_order
+from tabml.params import ParamsError
+from tests.tabml.test_dvc_stages import (
+    TELEMETRY_OFF,
+    TOY_ORDER,
+    TOY_STAGES,
+    build_toy_template,
+    copy_repo,
+    dvc,
+    write_dvc_yaml,
+)
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def quiet_env() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in TELEMETRY_OFF.items():
+            mp.setenv(key, value)
+        mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        yield
+
+
+@pytest.fixture(scope="module")
+def prefect_server() -> Iterator[None]:
+    """One temporary Prefect server (SQLite, 127.0.0.1) for the module: starting one takes seconds."""
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture(scope="module")
+def toy_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_toy_template(tmp_path_factory.mktemp("toy-template"))
+
+
+@pytest.fixture
+def toy(toy_template: Path, tmp_path: Path) -> Path:
+    return copy_repo(toy_template, tmp_path / "toy")
+
+
+def run_flow(root: Path) -> tuple[list[StageOutcome], str]:
+    state = training_pipeline(root=str(root), return_state=True)
+    return state.result(), str(state.state_details.flow_run_id)
+
+
+def statuses(outcomes: list[StageOutcome]) -> dict[str, str]:
+    return {o.name: o.status for o in outcomes}
+
+
+def summary() -> str:
+    artifact = Artifact.get(SUMMARY_KEY)
+    assert artifact is not None, f"no '{SUMMARY_KEY}' artifact"
+    return str(artifact.data)
+
+
+# --- drift: the real dvc.yaml -------------------------------------------------------------------------
+
+
+def dependency_pairs(root: Path) -> set[tuple[str, str]]:
+    """(stage, a stage it depends on), from DVC's own graph of `root`'s pipeline."""
+    from dvc.repo import Repo
+
+    with Repo(str(root), uninitialized=True) as repo:
+        return {(stage.name, upstream.name) for stage, upstream in repo.index.graph.edges}
+
+
+def test_flow_plans_exactly_the_stages_of_dvc_yaml_each_after_its_dependencies() -> None:
+    declared = list(yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"])
+    planned = stage_order(PROJECT)  # what training_pipeline iterates over
+    assert sorted(planned) == sorted(declared) and len(planned) == len(set(planned))
+    pairs = dependency_pairs(PROJECT)
+    assert pairs, "DVC sees no dependencies between the stages: check deps/outs in dvc.yaml"
+    for stage, upstream in pairs:
+        assert planned.index(upstream) < planned.index(stage), f"{stage} is planned before {upstream}"
+
+
+def test_a_stage_added_to_dvc_yaml_is_planned_after_what_it_depends_on(tmp_path: Path) -> None:
+    spec = yaml.safe_load((PROJECT / "dvc.yaml").read_text())
+    new_stage = {"cmd": "python -m tasks.report", "deps": ["${evaluate.metrics}"], "outs": ["reports/report.md"]}
+    spec["stages"] = {"report": new_stage, **spec["stages"]}  # declared first, must still run after evaluate
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (tmp_path / "params.yaml").write_text((PROJECT / "params.yaml").read_text())
+    planned = stage_order(tmp_path)
+    assert "report" in planned and planned.index("report") > planned.index("evaluate")
+    assert sorted(planned) == sorted(spec["stages"])
+
+
+# --- the flow's params ---------------------------------------------------------------------------------
+
+
+def test_flow_params_read_policies_and_report_paths_from_the_project_file() -> None:
+    params = load_flow_params(PROJECT / "params.yaml")
+    assert params.validation_report == PROJECT / "reports/validation.json"
+    assert params.metrics is not None and params.registration_record is not None
+    assert params.orchestration.policy("no-such-stage").retries == 0
+
+
+def test_flow_params_tolerate_missing_sections(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"orchestration": {"stages": {"first": {"retries": 2}}}}))
+    params = load_flow_params(path)
+    assert params.orchestration.policy("first").retries == 2
+    assert (params.validation_report, params.metrics, params.registration_record) == (None, None, None)
+
+
+def test_flow_params_reject_an_unknown_policy_key_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"orchestration": {"stages": {"train": {"retry": 2}}}}))
+    with pytest.raises(ParamsError, match=r"orchestration\.stages\.train\.retry"):
+        load_flow_params(path)
+    with pytest.raises(ParamsError, match="file not found"):
+        load_flow_params(tmp_path / "absent.yaml")
+
+
+# --- runs on the toy repo --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_flow_runs_then_skips_and_leaves_exactly_what_dvc_repro_leaves(
+    prefect_server: None, toy_template: Path, tmp_path: Path
+) -> None:
+    flow_repo, twin = copy_repo(toy_template, tmp_path / "flow"), copy_repo(toy_template, tmp_path / "twin")
+
+    outcomes, flow_run_id = run_flow(flow_repo)
+    assert [o.name for o in outcomes] == TOY_ORDER  # dvc.yaml declares them out of order
+    assert statuses(outcomes) == dict.fromkeys(TOY_ORDER, "ran")
+    assert (flow_repo / "seen" / "first.txt").read_text() == flow_run_id  # TABML_FLOW_RUN_ID reached the stage
+    assert "| 3 | third | ran |" in summary()
+
+    outcomes, _ = run_flow(flow_repo)
+    assert statuses(outcomes) == dict.fromkeys(TOY_ORDER, "skipped")
+    assert "| 1 | first | skipped (unchanged) |" in summary()
+
+    assert "Data and pipelines are up to date." in dvc("status", cwd=flow_repo).stdout
+    repro = dvc("repro", cwd=flow_repo).stdout
+    assert "Running stage" not in repro and "Data and pipelines are up to date." in repro
+
+    dvc("repro", cwd=twin)
+    assert (flow_repo / "dvc.lock").read_bytes() == (twin / "dvc.lock").read_bytes()
+    for out in ("first.txt", "second.txt", "third.txt"):
+        assert (flow_repo / out).read_bytes() == (twin / out).read_bytes()
+
+
+def test_flow_reruns_only_the_changed_stage_and_downstream(prefect_server: None, toy: Path) -> None:
+    run_flow(toy)
+    (toy / "extra.txt").write_text("extra, edited\n")
+    outcomes, _ = run_flow(toy)
+    assert statuses(outcomes) == {"first": "skipped", "second": "ran", "third": "ran"}
+
+
+def break_second(root: Path) -> None:
+    broken = dict(TOY_STAGES["second"], cmd="python -c \"raise SystemExit('second is broken on purpose')\"")
+    write_dvc_yaml(root, dict(TOY_STAGES, second=broken))
+
+
+def test_failing_stage_stops_the_flow_naming_the_stage_and_its_error(prefect_server: None, toy: Path) -> None:
+    break_second(toy)
+    with pytest.raises(StageFailedError, match="stage 'second' failed") as caught:
+        training_pipeline(root=str(toy))
+    assert caught.value.stage == "second"
+    assert "second is broken on purpose" in str(caught.value)
+    assert not (toy / "third.txt").exists()
+    assert list(yaml.safe_load((toy / "dvc.lock").read_text())["stages"]) == ["first"]
+    text = summary()
+    assert "FAILED at `second`" in text and "| 3 | third | not run | |" in text
+    assert "second is broken on purpose" in text
+
+
+def test_main_exits_non_zero_and_says_which_stage_failed(
+    prefect_server: None, toy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    break_second(toy)
+    assert main(["--root", str(toy)]) == 1
+    assert "pipeline FAILED: stage 'second' failed" in capsys.readouterr().err
+
+
+def test_timeout_fails_the_stage_and_stops_its_command(prefect_server: None, toy: Path) -> None:
+    nap = "import os, time; open('nap.pid', 'w').write(str(os.getpid())); time.sleep(60)"
+    write_dvc_yaml(toy, {"nap": {"cmd": f'python -c "{nap}"', "outs": ["nap.txt"]}})
+    (toy / "params.yaml").write_text(yaml.safe_dump({"orchestration": {"stages": {"nap": {"timeout_seconds": 1}}}}))
+    with pytest.raises(StageFailedError, match=r"stage 'nap' failed: .*[Tt]imed? ?out"):
+        training_pipeline(root=str(toy))
+    pid = int((toy / "nap.pid").read_text())
+    assert not psutil.pid_exists(pid), "the timed-out stage command is still running"

@@ -1,0 +1,74 @@
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tabml.params import load_params
+from tasks import ingest
+from tests.conftest import PROJECT, edit_params
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copy(PROJECT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "data/landing").mkdir(parents=True)
+    shutil.copy(PROJECT / "data/landing/credit.csv", tmp_path / "data/landing/credit.csv")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def point_at(root: Path, name: str, content: bytes) -> None:
+    (root / name).write_bytes(content)
+    edit_params(root, data={"path": name})
+
+
+def test_example_table_becomes_a_parquet_snapshot(here: Path) -> None:
+    assert ingest.main([]) == 0
+    snapshot = pd.read_parquet(here / "data/snapshot/table.parquet")
+    original = pd.read_csv(PROJECT / "data/landing/credit.csv")
+    assert snapshot.shape == original.shape == (4454, 14)
+    assert list(snapshot.columns) == list(original.columns)
+
+
+def test_parquet_landing_table_is_read_too(here: Path) -> None:
+    pd.read_csv(PROJECT / "data/landing/credit.csv").to_parquet(here / "t.parquet")
+    edit_params(here, data={"path": "t.parquet"})
+    assert ingest.main([]) == 0
+
+
+def test_semicolon_separated_export_is_detected(here: Path) -> None:
+    point_at(here, "semi.csv", b"Status;Age;Home\ngood;30;rent\nbad;40;owner\n")
+    ingest.run(load_params())
+    assert list(pd.read_parquet(here / "data/snapshot/table.parquet").columns) == ["Status", "Age", "Home"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.csv", None, "file not found"),
+        ("empty.csv", b"", "empty"),
+        ("garbled.csv", bytes(range(256)) * 40, "not text"),
+        ("ragged.csv", b"Status,Age\ngood,30\nbad,40,extra,fields\ngood,1\n", "same number of fields"),
+        ("header_only.csv", b"Status,Age\n", "no rows"),
+        ("dupes.csv", b"Status,Age,Age\ngood,1,2\n", "duplicate column"),
+    ],
+)
+def test_bad_files_fail_with_the_file_and_the_fix(
+    here: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes | None, message: str
+) -> None:
+    if content is None:
+        edit_params(here, data={"path": name})
+    else:
+        point_at(here, name, content)
+    assert ingest.main([]) == 1
+    err = capsys.readouterr().err
+    assert f"[ingest] FAILED: {name}" in err and message in err and "what to do:" in err
+    assert not (here / "data/snapshot/table.parquet").exists()
+
+
+def test_target_not_in_table_lists_the_columns(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit_params(here, data={"target": "status"})
+    assert ingest.main([]) == 1
+    err = capsys.readouterr().err
+    assert "data.target='status'" in err and "'Status'" in err
