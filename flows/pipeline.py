@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from prefect import flow, get_run_logger, task
@@ -21,10 +22,10 @@ from pydantic import ValidationError
 
 from tabml.dvc_stages import PipelineDefinitionError, StageFailedError, StageOutcome, reproduce_stage, stage_order
 from tabml.env import quiet_telemetry
+from tabml.lineage import FLOW_RUN_ENV  # the register stage records the run that produced a version
 from tabml.params import OrchestrationParams, ParamsError
 from tabml.run_summary import read_report, status_line, summary_markdown
 
-FLOW_RUN_ENV = "TABML_FLOW_RUN_ID"  # read by the register stage to record which run produced a version
 SUMMARY_KEY = "pipeline-summary"
 
 
@@ -100,8 +101,7 @@ def training_pipeline(root: str = ".", force: bool = False, params_file: str = "
         try:
             outcome = stage_task(str(project), name, force, env)
         except Exception as exc:
-            # A Prefect timeout arrives as TimeoutError, not as DVC's error: name the stage either way.
-            failure = exc if isinstance(exc, StageFailedError) else StageFailedError(name, f"{exc!r}")
+            failure = _as_stage_failure(name, exc, policy.timeout_seconds)
             logger.error(f"[{position}/{len(stages)}] {name}: FAILED after {time.perf_counter() - started:.1f}s")
             _publish_summary(params, outcomes, failure=failure, not_run=stages[position:])
             raise failure from exc
@@ -110,6 +110,19 @@ def training_pipeline(root: str = ".", force: bool = False, params_file: str = "
 
     _publish_summary(params, outcomes)
     return outcomes
+
+
+def _as_stage_failure(name: str, exc: Exception, timeout_seconds: float | None) -> StageFailedError:
+    # A Prefect timeout arrives as TimeoutError, not as DVC's error: name the stage and the setting either way.
+    if isinstance(exc, StageFailedError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return StageFailedError(
+            name,
+            f"timed out after {timeout_seconds}s and its command was stopped; if it needs longer, raise "
+            f"orchestration.stages.{name}.timeout_seconds in params.yaml",
+        )
+    return StageFailedError(name, f"{type(exc).__name__}: {exc}")
 
 
 def _publish_summary(
@@ -122,7 +135,7 @@ def _publish_summary(
     # unchanged, or is the one that failed: a stage that did not run may have left a stale report.
     current = {o.name for o in outcomes} | ({failure.stage} if failure else set())
 
-    def report(stage: str, path: Path | None) -> dict | None:
+    def report(stage: str, path: Path | None) -> dict[str, Any] | None:
         return read_report(path) if stage in current else None
 
     markdown = summary_markdown(
@@ -150,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     except (StageFailedError, PipelineDefinitionError, ParamsError, FileNotFoundError) as exc:
         print(f"pipeline FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
+    except KeyboardInterrupt as exc:
+        print(f"pipeline interrupted: {exc}", file=sys.stderr, flush=True)
+        return 130
     return 0
 
 

@@ -36,7 +36,8 @@ def stage_main(stage: str, run: Callable[[Params], object], argv: Sequence[str] 
         return 1
     except FileNotFoundError as exc:
         missing = StageError(
-            "an input is missing", exc.filename or str(exc),
+            "an input is missing",
+            exc.filename or str(exc),
             "run the stages before this one first: `dvc repro` (or the Prefect flow) runs them in order",
         )
         print(f"[{stage}] FAILED: {missing}", file=sys.stderr, flush=True)

@@ -7,6 +7,8 @@ DVC is imported inside the functions: importing it costs about a second and it h
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sys
 import textwrap
 import threading
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Literal
 
 PROJECT_FILE = "dvc.yaml"
+# DVC's "failed to run: <cmd>, exited with <status>" for a command killed by SIGINT, directly or via its shell.
+INTERRUPTED = re.compile(rf"exited with (-{signal.SIGINT.value}|{128 + signal.SIGINT.value})\b")
 StageStatus = Literal["ran", "skipped"]
 
 
@@ -103,7 +107,11 @@ def reproduce_stage(
             _stop_processes_started_after(already_running)
             raise
     if failure is not None:
-        raise StageFailedError(name, _reason(failure), stderr.tail()) from failure
+        reason = _reason(failure)
+        if INTERRUPTED.search(reason):
+            # Ctrl-C reaches the command (DVC ignores SIGINT meanwhile): stop the flow, do not retry the stage.
+            raise KeyboardInterrupt(f"stage '{name}' was interrupted") from failure
+        raise StageFailedError(name, reason, stderr.tail()) from failure
     status: StageStatus = "ran" if ran else "skipped"
     return StageOutcome(name=name, status=status, seconds=time.perf_counter() - started)
 
@@ -183,7 +191,7 @@ def _path_with_interpreter() -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """DVC wraps the cause ("failed to reproduce 'x'" from "cmd ... failed with exit code 1"): keep both."""
+    """DVC wraps the cause ("failed to reproduce 'x'" from "failed to run: <cmd>, exited with 1"): keep both."""
     messages: list[str] = []
     current: BaseException | None = exc
     while current is not None:

@@ -21,7 +21,11 @@ def outputs_to_predictions(logits: torch.Tensor, task: str, target_mean: float, 
 
 @torch.inference_mode()
 def predict(
-    net: TabularNet, arrays: SplitArrays, task: str, target_mean: float = 0.0, target_std: float = 1.0,
+    net: TabularNet,
+    arrays: SplitArrays,
+    task: str,
+    target_mean: float = 0.0,
+    target_std: float = 1.0,
     batch_size: int = 65536,
 ) -> np.ndarray:
     """Score arrays in large batches on CPU; see `outputs_to_predictions` for the shape."""

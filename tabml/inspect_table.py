@@ -1,6 +1,6 @@
 """First look at a new table: print the `data:` section of params.yaml the pipeline would use for it.
 
-    python -m tabml.inspect_table path/to/table.csv [--target COLUMN]
+python -m tabml.inspect_table path/to/table.csv [--target COLUMN]
 """
 
 from __future__ import annotations
@@ -107,8 +107,14 @@ def suggest(frame: pd.DataFrame, path: Path, target: str | None, p: PreprocessPa
 
 def render(s: Suggestion, path: Path) -> str:
     data = {
-        "name": s.name, "path": str(path), "format": "auto", "target": s.target, "task": s.task,
-        "positive_class": s.positive_class, "id_column": s.id_column, "drop_columns": s.drop_columns,
+        "name": s.name,
+        "path": str(path),
+        "format": "auto",
+        "target": s.target,
+        "task": s.task,
+        "positive_class": s.positive_class,
+        "id_column": s.id_column,
+        "drop_columns": s.drop_columns,
         "column_types": {},
     }
     lines = ["# Suggested `data:` section for params.yaml; review the notes, then paste it in.", ""]

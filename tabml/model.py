@@ -59,8 +59,7 @@ class TabularNet(nn.Module):
         super().__init__()
         self.config = config
         self.embeddings = nn.ModuleList(
-            nn.Embedding(card, category_embedding_dim(card, config.embedding_dim * 4))
-            for card in config.cardinalities
+            nn.Embedding(card, category_embedding_dim(card, config.embedding_dim * 4)) for card in config.cardinalities
         )
         cat_width = sum(e.embedding_dim for e in self.embeddings)
         self.numeric: nn.Module

@@ -33,7 +33,8 @@ def check_roles(frame: pd.DataFrame, data: DataParams) -> None:
     if missing:
         listed = ", ".join(f"{key}={col!r}" for key, col in missing.items())
         raise StageError(
-            f"params.yaml names columns that are not in the table: {listed}", data.path,
+            f"params.yaml names columns that are not in the table: {listed}",
+            data.path,
             f"use one of the table's columns: {list(frame.columns)}",
         )
 

@@ -42,8 +42,12 @@ def class_counts(y: np.ndarray, labels: list[str] | None) -> dict[str, int] | No
 
 
 def build_report(
-    decisions: list[ColumnDecision], state: PreprocessState, rows_in: int, dropped_target: int,
-    splits: dict[str, np.ndarray], y: np.ndarray,
+    decisions: list[ColumnDecision],
+    state: PreprocessState,
+    rows_in: int,
+    dropped_target: int,
+    splits: dict[str, np.ndarray],
+    y: np.ndarray,
 ) -> dict[str, object]:
     return {
         "rows_in": rows_in,
@@ -62,13 +66,16 @@ def check_features(decisions: list[ColumnDecision], data: DataParams) -> None:
     if all(d.kind == "drop" for d in decisions):
         reasons = "; ".join(f"{d.name}: {d.reason}" for d in decisions)
         raise StageError(
-            f"no usable feature columns are left ({reasons})", data.path,
+            f"no usable feature columns are left ({reasons})",
+            data.path,
             "remove columns from data.drop_columns or set data.column_types for the columns to keep",
         )
 
 
 def preprocess_frame(
-    frame: pd.DataFrame, data: DataParams, p: PreprocessParams,
+    frame: pd.DataFrame,
+    data: DataParams,
+    p: PreprocessParams,
 ) -> tuple[dict[str, object], PreprocessState, dict[str, np.ndarray], dict[str, object]]:
     """Pure: table -> (arrays per split, fitted state, split row positions, report)."""
     keep = present_rows(frame[data.target])

@@ -46,8 +46,12 @@ def net_config(state: PreprocessState, p: TrainParams) -> dict[str, object]:
     from tabml.preprocessing import numeric_width
 
     return {
-        "kind": p.model, "n_numeric": numeric_width(state), "cardinalities": state.cardinalities,
-        "hidden_sizes": p.hidden_sizes, "dropout": p.dropout, "embedding_dim": p.embedding_dim,
+        "kind": p.model,
+        "n_numeric": numeric_width(state),
+        "cardinalities": state.cardinalities,
+        "hidden_sizes": p.hidden_sizes,
+        "dropout": p.dropout,
+        "embedding_dim": p.embedding_dim,
         "output_dim": state.output_dim,
     }
 
@@ -78,8 +82,12 @@ def run(params: Params) -> list[Path]:
     data = TabularDataModule(processed, batch_size=p.batch_size)
     data.setup("fit")
     system = TabularSystem(
-        net_config(state, p), state.task, lr=p.lr, weight_decay=p.weight_decay,
-        target_mean=state.target_mean, target_std=state.target_std,
+        net_config(state, p),
+        state.task,
+        lr=p.lr,
+        weight_decay=p.weight_decay,
+        target_mean=state.target_mean,
+        target_std=state.target_std,
         class_weights=class_weights(state, data.tables["train"].y.numpy(), p.class_weighting),
         lr_patience=max(1, p.patience // 2),
     )
@@ -98,10 +106,18 @@ def run(params: Params) -> list[Path]:
     history = EpochHistory()
     checkpoint = ModelCheckpoint(dirpath=p.checkpoint_dir, filename="best", monitor="val_loss", save_last=True)
     trainer = L.Trainer(
-        accelerator=p.accelerator, devices=p.devices, num_nodes=p.num_nodes, strategy=p.strategy,
-        precision=p.precision, max_epochs=p.max_epochs, deterministic=p.deterministic, logger=logger,
+        accelerator=p.accelerator,
+        devices=p.devices,
+        num_nodes=p.num_nodes,
+        strategy=p.strategy,
+        precision=p.precision,
+        max_epochs=p.max_epochs,
+        deterministic=p.deterministic,
+        logger=logger,
         callbacks=[EarlyStopping("val_loss", patience=p.patience), checkpoint, history],
-        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
     )
     trainer.fit(system, datamodule=data)
     if not trainer.is_global_zero:
@@ -114,8 +130,12 @@ def run(params: Params) -> list[Path]:
     seconds = time.perf_counter() - start
     info = {
         "wandb_run_id": run_id if wandb_run is not None else None,
-        "seed": p.seed, "epochs": trainer.current_epoch, "best_val_loss": float(checkpoint.best_model_score or 0),
-        "train_rows": len(data.tables["train"]), "world_size": trainer.world_size, "seconds": round(seconds, 2),
+        "seed": p.seed,
+        "epochs": trainer.current_epoch,
+        "best_val_loss": float(checkpoint.best_model_score or 0),
+        "train_rows": len(data.tables["train"]),
+        "world_size": trainer.world_size,
+        "seconds": round(seconds, 2),
     }
     (p.out_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     if wandb_run is not None:
@@ -124,8 +144,7 @@ def run(params: Params) -> list[Path]:
         log_model_artifact(wandb_run, p.out_dir, params.data.name)
     finish_run(wandb_run)
     print(
-        f"[train] {info['epochs']} epochs in {seconds:.1f}s, best val_loss={info['best_val_loss']:.4f} "
-        f"-> {p.out_dir}"
+        f"[train] {info['epochs']} epochs in {seconds:.1f}s, best val_loss={info['best_val_loss']:.4f} -> {p.out_dir}"
     )
     return [p.out_dir]
 

@@ -23,14 +23,23 @@ def quiet_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     """No telemetry, W&B offline, DVC and Prefect state in temp dirs, the venv's `python` first on PATH."""
     state = tmp_path_factory.mktemp("state")
     saved = dict(os.environ)
-    os.environ.update({
-        "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "GX_ANALYTICS_ENABLED": "false", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-        "DVC_SITE_CACHE_DIR": str(state / "dvc-site-cache"), "PREFECT_HOME": str(state / "prefect"),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "tabml-tests", "GIT_AUTHOR_EMAIL": "tests@example.invalid",
-        "GIT_COMMITTER_NAME": "tabml-tests", "GIT_COMMITTER_EMAIL": "tests@example.invalid",
-    })
+    os.environ.update(
+        {
+            "DVC_NO_ANALYTICS": "1",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "GX_ANALYTICS_ENABLED": "false",
+            "WANDB_MODE": "offline",
+            "WANDB_SILENT": "true",
+            "DVC_SITE_CACHE_DIR": str(state / "dvc-site-cache"),
+            "PREFECT_HOME": str(state / "prefect"),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "GIT_AUTHOR_NAME": "tabml-tests",
+            "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+            "GIT_COMMITTER_NAME": "tabml-tests",
+            "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+        }
+    )
     yield
     os.environ.clear()
     os.environ.update(saved)

@@ -208,6 +208,13 @@ def test_failing_command_is_an_error_naming_the_stage_and_exit_code(toy: Path) -
     assert not (toy / "dvc.lock").exists()
 
 
+def test_ctrl_c_in_the_command_interrupts_instead_of_failing_so_it_is_not_retried(toy: Path) -> None:
+    interrupted = "import os, signal; os.kill(os.getpid(), signal.SIGINT)"
+    write_dvc_yaml(toy, dict(TOY_STAGES, first=dict(TOY_STAGES["first"], cmd=f'python -c "{interrupted}"')))
+    with pytest.raises(KeyboardInterrupt, match="stage 'first' was interrupted"):
+        reproduce_stage(toy, "first")
+
+
 def test_unknown_stage_is_an_error_naming_it(toy: Path) -> None:
     with pytest.raises(StageFailedError, match=r"stage 'fourth' failed"):
         reproduce_stage(toy, "fourth")

@@ -10,18 +10,22 @@ from tests.conftest import PROJECT
 P = load_params(PROJECT / "params.yaml").preprocess.model_copy(update={"max_levels": 3, "min_level_count": 2})
 ENC = TargetEncoding(task="binary", column="y", labels=["0", "1"])
 DECISIONS = [
-    ColumnDecision("num", "numeric", ""), ColumnDecision("cat", "categorical", ""),
-    ColumnDecision("flag", "boolean", ""), ColumnDecision("when", "datetime", ""),
+    ColumnDecision("num", "numeric", ""),
+    ColumnDecision("cat", "categorical", ""),
+    ColumnDecision("flag", "boolean", ""),
+    ColumnDecision("when", "datetime", ""),
 ]
 
 
 def frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "num": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0],
-        "cat": ["a", "a", "b", "b", "c", "c"],
-        "flag": ["Yes", "no", "yes", None, "No", "yes"],
-        "when": ["2024-01-01", "2024-02-01", "2024-03-05", "2023-01-01", "2022-06-01", "2021-01-01"],
-    })
+    return pd.DataFrame(
+        {
+            "num": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0],
+            "cat": ["a", "a", "b", "b", "c", "c"],
+            "flag": ["Yes", "no", "yes", None, "No", "yes"],
+            "when": ["2024-01-01", "2024-02-01", "2024-03-05", "2023-01-01", "2022-06-01", "2021-01-01"],
+        }
+    )
 
 
 def test_state_round_trips_through_json(tmp_path) -> None:
