@@ -7,6 +7,7 @@ Usage: python -m flows.pipeline [--root .] [--force]
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ def training_pipeline(root: str = ".", force: bool = False, params_file: str = "
     the stages themselves always read what dvc.yaml reads.
     """
     quiet_telemetry()
+    logging.getLogger("dvc").propagate = False  # DVC prints its own lines; Prefect's console would repeat them
     logger = get_run_logger()
     project = Path(root).resolve()
     params = load_flow_params(project / params_file)

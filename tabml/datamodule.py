@@ -37,6 +37,11 @@ def whole_batch(batch: Batch) -> Batch:
     return batch
 
 
+def effective_batch_size(n_rows: int, requested: int, min_steps: int, smallest: int = 8) -> int:
+    """Shrink the batch on small tables so each epoch still takes `min_steps` optimiser steps."""
+    return max(1, min(requested, max(smallest, n_rows // min_steps)))
+
+
 class TabularDataModule(L.LightningDataModule):
     """Loads the preprocess stage's `.npz` splits once and serves shuffled train and ordered eval batches."""
 
@@ -52,11 +57,15 @@ class TabularDataModule(L.LightningDataModule):
             if split not in self.tables:
                 self.tables[split] = TensorTable(load_split(split_path(self.processed_dir, split)))
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader[Batch]:
-        return DataLoader(self.tables[split], batch_size=batch_size, shuffle=shuffle, collate_fn=whole_batch)
+    def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool = False) -> DataLoader[Batch]:
+        table = self.tables[split]
+        return DataLoader(table, batch_size=batch_size, shuffle=shuffle, collate_fn=whole_batch, drop_last=drop_last)
 
     def train_dataloader(self) -> DataLoader[Batch]:
-        return self._loader("train", self.batch_size, shuffle=True)
+        # A trailing batch of one row breaks BatchNorm; with shuffling no row is left out for good.
+        return self._loader(
+            "train", self.batch_size, shuffle=True, drop_last=len(self.tables["train"]) > self.batch_size
+        )
 
     def val_dataloader(self) -> DataLoader[Batch]:
         return self._loader("val", self.eval_batch_size, shuffle=False)

@@ -53,7 +53,7 @@ class PeriodicNumericEmbedding(nn.Module):
 
 
 class TabularNet(nn.Module):
-    """Categoricals through embeddings, numerics raw (`mlp`) or embedded (`embedding_mlp`), then an MLP."""
+    """Categoricals through embeddings, numerics raw (`mlp`) or embedded (`embedding_mlp`), then MLP + linear."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -71,6 +71,8 @@ class TabularNet(nn.Module):
             num_width = config.n_numeric
         layers: list[nn.Module] = []
         width = max(1, num_width + cat_width)
+        # Wide & deep: a linear path beside the MLP, so the net is never worse than a linear model to fit.
+        self.wide = nn.Linear(width, config.output_dim)
         for hidden in config.hidden_sizes:
             layers += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(config.dropout)]
             width = hidden
@@ -82,7 +84,8 @@ class TabularNet(nn.Module):
         parts += [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
         if not parts:
             parts = [torch.zeros(x_num.shape[0], 1, device=x_num.device)]
-        return self.mlp(torch.cat(parts, dim=1))
+        inputs = torch.cat(parts, dim=1)
+        return self.mlp(inputs) + self.wide(inputs)
 
 
 def save_model(net: TabularNet, out_dir: Path) -> None:

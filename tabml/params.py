@@ -75,6 +75,7 @@ class TrainParams(Section):
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     batch_size: int = Field(ge=1)
+    min_steps_per_epoch: int = Field(ge=1)
     max_epochs: int = Field(ge=1)
     patience: int = Field(ge=1)
     class_weighting: bool

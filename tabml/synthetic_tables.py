@@ -55,3 +55,47 @@ def binary_table(n: int = 1500, seed: int = 0, positive_share: float = 0.3) -> p
     noisy = score + rng.normal(0, 0.8, n)
     frame["churn"] = np.where(noisy < np.quantile(noisy, positive_share), "yes", "no")
     return frame
+
+
+def messy_table(
+    n: int = 3000, seed: int = 0, positive_share: float = 0.03, labels: tuple[str, str] = ("No", "Yes")
+) -> pd.DataFrame:
+    """The columns real exports have: codes, yes/no, dates, numbers as text, 4,000-level strings, junk, ids."""
+    rng = np.random.default_rng(seed)
+    frame, score = _features(n, rng)
+    merchants = np.array([f"merchant-{i:04d}" for i in range(4000)])
+    frame["merchant"] = merchants[np.minimum(rng.zipf(1.3, n), 4000) - 1]
+    frame["area_code"] = rng.choice([408, 415, 510], n)
+    frame["zip"] = rng.choice(["02134", "10001", "94105", "07030", "60601"], n)
+    frame["intl_plan"] = rng.choice(["yes", "no"], n, p=[0.1, 0.9])
+    frame["signup_date"] = (pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1500, n), unit="D")).astype(
+        str
+    )
+    frame["balance"] = [f"{v:,.2f}" for v in rng.lognormal(7, 1, n)]
+    frame["source_system"] = "crm"
+    frame["legacy_flag"] = None
+    frame["notes"] = [f"customer {i} called about order {rng.integers(1e6)} and asked for a refund" for i in range(n)]
+    frame["customer_id"] = [f"C{i:07d}" for i in range(n)]
+    noisy = score + np.where(frame["intl_plan"] == "yes", 1.0, 0.0) + rng.normal(0, 0.8, n)
+    frame["churned"] = np.where(noisy > np.quantile(noisy, 1 - positive_share), labels[1], labels[0])
+    frame.loc[rng.random(n) < 0.01, "churned"] = None  # unlabelled rows: dropped and counted
+    return frame
+
+
+def scale_table(n: int = 350_000, seed: int = 0) -> pd.DataFrame:
+    """20 columns with missing values and one 4,000-level string column (the issue-9 scale shape)."""
+    rng = np.random.default_rng(seed)
+    frame, score = _features(n, rng)
+    merchants = np.array([f"merchant-{i:04d}" for i in range(4000)])
+    frame["merchant"] = merchants[rng.integers(0, 4000, n)]
+    for i in range(10):
+        column = rng.normal(0, 1, n)
+        score = score + 0.1 * column
+        column[rng.random(n) < 0.02] = np.nan
+        frame[f"x{i}"] = column
+    frame["channel"] = rng.choice(["web", "store", "phone", "partner"], n)
+    frame["plan"] = rng.choice(["a", "b", "c", "d", "e", "f"], n)
+    frame["tenure_months"] = rng.integers(0, 120, n)
+    noisy = score + rng.normal(0, 1.0, n)
+    frame["defaulted"] = np.where(noisy > np.quantile(noisy, 0.8), "yes", "no")
+    return frame

@@ -69,7 +69,7 @@ def run(params: Params) -> list[Path]:
     import torch
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from tabml.datamodule import TabularDataModule
+    from tabml.datamodule import TabularDataModule, effective_batch_size
     from tabml.history import EpochHistory
     from tabml.model import save_model
     from tabml.system import TabularSystem
@@ -81,6 +81,7 @@ def run(params: Params) -> list[Path]:
     state = load_state(processed)
     data = TabularDataModule(processed, batch_size=p.batch_size)
     data.setup("fit")
+    data.batch_size = effective_batch_size(len(data.tables["train"]), p.batch_size, p.min_steps_per_epoch)
     system = TabularSystem(
         net_config(state, p),
         state.task,
@@ -134,6 +135,7 @@ def run(params: Params) -> list[Path]:
         "epochs": trainer.current_epoch,
         "best_val_loss": float(checkpoint.best_model_score or 0),
         "train_rows": len(data.tables["train"]),
+        "batch_size": data.batch_size,
         "world_size": trainer.world_size,
         "seconds": round(seconds, 2),
     }

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tabml.synthetic_tables import multiclass_table, regression_table
-from tests.conftest import dvc, edit_params, make_workspace
+from tabml.synthetic_tables import messy_table, multiclass_table, regression_table
+from tests.conftest import dvc, edit_params, make_workspace, sh
 
 pytestmark = pytest.mark.slow
 STAGES = ["ingest", "validate", "preprocess", "train", "evaluate", "register"]
@@ -86,3 +87,58 @@ def test_other_tables_run_by_editing_params_only(tmp_path: Path, table, data: di
     metrics = json.loads((root / "reports/metrics.json").read_text())
     assert metrics["task"] == data["task"] and metric in metrics["test"]
     assert registry_versions(root, f"synthetic-{data['task']}")[0]["version"] == 1
+
+
+def run_flow(root: Path) -> str:
+    proc = sh(sys.executable, "-m", "flows.pipeline", cwd=root)
+    return proc.stdout + proc.stderr
+
+
+def flow_statuses(output: str) -> dict[str, str]:
+    return dict(re.findall(r"\[\d/\d\] ([\w-]+): (ran|skipped)", output))
+
+
+def test_flow_skips_what_dvc_repro_ran_and_vice_versa(credit_repo: Path) -> None:
+    dvc("repro", cwd=credit_repo)
+    assert flow_statuses(run_flow(credit_repo)) == dict.fromkeys(STAGES, "skipped")
+    edit_params(credit_repo, train={"weight_decay": 0.001})
+    statuses = flow_statuses(run_flow(credit_repo))
+    assert [s for s in STAGES if statuses[s] == "ran"] == ["train", "evaluate", "register"]
+    assert ran_stages(dvc("repro", cwd=credit_repo).stdout) == []
+
+
+def test_switching_tables_keeps_each_reference_and_model_line(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws")
+    dvc("repro", cwd=root)
+    credit_v1 = registry_versions(root, "credit")
+    messy_table(3000).to_csv(root / "data/landing/churn.csv", index=False)
+    credit = yaml.safe_load((root / "params.yaml").read_text())["data"]
+    edit_params(
+        root,
+        data={
+            "name": "churn",
+            "path": "data/landing/churn.csv",
+            "target": "churned",
+            "positive_class": "Yes",
+            "id_column": "customer_id",
+        },
+    )
+    out = dvc("repro", cwd=root)
+    assert ran_stages(out.stdout) == STAGES, out.stdout
+    report = json.loads((root / "data/processed/preprocess_report.json").read_text())
+    kinds = {c["name"]: c["kind"] for c in report["columns"]}
+    assert kinds["area_code"] == kinds["zip"] == kinds["merchant"] == "categorical"
+    assert kinds["intl_plan"] == "boolean" and kinds["signup_date"] == "datetime" and kinds["balance"] == "numeric"
+    assert kinds["source_system"] == kinds["legacy_flag"] == kinds["notes"] == kinds["customer_id"] == "drop"
+    assert report["rows_dropped_missing_target"] > 0 and report["categorical_levels"]["merchant"] <= 64
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert {"auroc", "pr_auc", "balanced_accuracy"} <= set(metrics["test"]) and 0 < metrics["threshold"] < 1
+    assert registry_versions(root, "credit") == credit_v1  # untouched by the other table
+    edit_params(root, data=credit)
+    dvc("repro", cwd=root)
+    assert (root / "references/credit/expectations.json").exists()
+    assert (root / "references/churn/expectations.json").exists()
+    churn_index = json.loads((root / "registry/churn/index.json").read_text())
+    credit_index = json.loads((root / "registry/credit/index.json").read_text())
+    assert [v["stage"] for v in churn_index["versions"]] == ["production"]
+    assert [v["stage"] for v in credit_index["versions"]] == ["archived", "production"]

@@ -54,3 +54,18 @@ def test_no_usable_feature_is_a_clear_error(here: Path, capsys: pytest.CaptureFi
     edit_params(here, data={"target": "y", "positive_class": "a"})
     assert preprocess.main([]) == 1
     assert "no usable feature columns" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("values", "positive"),
+    [(["yes", "no"], "yes"), (["Yes", "No"], "Yes"), (["bad", "good"], "bad"), ([1, 0], "1"), ([True, False], "True")],
+)
+def test_every_kind_of_binary_label_maps_to_indices_and_back(here: Path, values: list, positive: str) -> None:
+    table = pd.DataFrame({"x": np.arange(200.0), "y": values * 100})
+    table.to_parquet(here / "data/snapshot/table.parquet")
+    edit_params(here, data={"target": "y", "positive_class": positive})
+    preprocess.run(load_params())
+    state = json.loads((here / "data/processed/preprocess_state.json").read_text())
+    assert state["labels"][1] == positive and len(state["labels"]) == 2
+    test = load_split(here / "data/processed/test.npz")
+    assert set(test.y.tolist()) == {0, 1}
