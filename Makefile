@@ -11,8 +11,10 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 export WANDB_MODE ?= offline
 export WANDB_SILENT := true
+export WANDB_ERROR_REPORTING := false
 export DVC_SITE_CACHE_DIR := $(CURDIR)/.dvc/tmp/site-cache
 export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PATH := $(BIN):$(PATH)
 
 .PHONY: setup run repro flow test test-fast lint bench clean
@@ -34,7 +36,7 @@ run: setup  ## the full pipeline on the example table, through the Prefect flow
 repro: setup  ## the same DAG through DVC
 	dvc repro
 
-test: setup  ## every test, slow ones included
+test: setup browser  ## every test, slow ones included (chromium for the page screenshot tests)
 	$(PY) -m pytest
 
 test-fast: setup
@@ -48,3 +50,53 @@ bench: setup
 
 clean:
 	rm -rf data/snapshot data/processed models reports checkpoints .wandb
+
+# Chromium for the Data Docs screenshot test (tests/tabml/test_data_docs.py skips without it). Idempotent:
+# nothing happens when a chromium is on PATH; otherwise Debian/Ubuntu's package (root, or sudo).
+.PHONY: browser bench-validation
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+bench-validation: setup  ## GX validation vs the same checks in pandas, 1,000,000 rows x 20 columns
+	$(PY) -m bench.validation_speed
+
+# Reviewing experiments (docs/experiments.md): the comparison page, and uploading offline W&B runs once.
+.PHONY: report wandb-sync bench-tracking
+report: setup  ## reports/compare.html: the last 5 DVC experiments and their baseline, best first
+	$(PY) -m tabml.report
+
+wandb-sync: setup  ## upload offline W&B runs; runs already uploaded are skipped
+	$(PY) -m tabml.tracking sync
+
+bench-tracking: setup  ## what W&B tracking adds to evaluate and register, per mode
+	$(PY) -m bench.tracking_overhead
+
+# Scheduled runs (docs/scheduling.md): a local Prefect server (SQLite in $(PREFECT_HOME)), a worker, the deployment
+# (orchestration.deployment in params.yaml) and a run now. Each in its own terminal: make server / make worker.
+.PHONY: server worker deploy trigger bench-orchestration
+PREFECT_PORT ?= 4200
+LOCAL_PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
+server: setup  ## Prefect API + UI on http://127.0.0.1:4200, bound to loopback only; Ctrl-C stops it
+	$(PY) -m flows.deploy server --port $(PREFECT_PORT)
+
+worker: setup  ## runs the deployment's flow runs in processes on this machine
+	PREFECT_API_URL=$${PREFECT_API_URL:-$(LOCAL_PREFECT_API)} $(PY) -m flows.deploy worker
+
+deploy: setup  ## creates the work pool if needed and creates/updates the scheduled deployment
+	PREFECT_API_URL=$${PREFECT_API_URL:-$(LOCAL_PREFECT_API)} $(PY) -m flows.deploy deploy
+
+trigger: setup  ## a run of the deployment now; ARGS="-S train.lr=0.003 --data-path data/landing/x.csv --wait"
+	PREFECT_API_URL=$${PREFECT_API_URL:-$(LOCAL_PREFECT_API)} $(PY) -m flows.deploy trigger $(ARGS)
+
+bench-orchestration: setup  ## the Prefect flow vs `dvc repro` on a fully cached pipeline, and per-stage costs
+	$(PY) -m bench.orchestration_overhead
+
+# Registry (docs/registry.md): the champion gate's bootstrap speed, and the offline template for `dvc plots show`.
+.PHONY: bench-gate vega-offline
+bench-gate: setup  ## the paired bootstrap of the champion gate: vectorised vs the per-resample torchmetrics loop
+	$(PY) -m bench.gate_bootstrap
+
+vega-offline: setup  ## rebuild vega_offline/dvc_plots.html from the npm registry (needs npm)
+	$(PY) -m tabml.vega_offline

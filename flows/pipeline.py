@@ -1,38 +1,60 @@
 """The training pipeline as a Prefect flow: dvc.yaml's stages, in DVC's order, each run through DVC.
 
-A flow run and `dvc repro` therefore skip the same stages and write the same dvc.lock.
-Usage: python -m flows.pipeline [--root .] [--force]
+A flow run and `dvc repro` therefore skip the same stages and write the same dvc.lock. One run at a time
+holds the workspace (`tabml.workspace_lock`); a stage that fails is retried only when a rerun could help
+(`tabml.dvc_stages.is_retryable`); a failed run is reported (`tabml.notify`); a successful scheduled run
+is pushed and its dvc.lock committed on a run branch (`tabml.publish_run`). docs/scheduling.md has it all.
+Usage: python -m flows.pipeline [--root .] [--force] [-S train.lr=0.003] [--data-path x.csv] [--publish]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from prefect import flow, get_run_logger, task
+from prefect import Flow, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
+from prefect.client.schemas.objects import FlowRun, State, TaskRun
+from prefect.context import FlowRunContext
 from pydantic import ValidationError
 
-from tabml.dvc_stages import PipelineDefinitionError, StageFailedError, StageOutcome, reproduce_stage, stage_order
+from tabml.dvc_stages import (
+    PipelineDefinitionError,
+    StageFailedError,
+    StageOutcome,
+    apply_param_overrides,
+    is_retryable,
+    override_for,
+    plan_pipeline,
+    reproduce_stage,
+)
 from tabml.env import quiet_telemetry
 from tabml.lineage import FLOW_RUN_ENV  # the register stage records the run that produced a version
-from tabml.params import OrchestrationParams, ParamsError
+from tabml.notify import FailureNotice, deliver, explain, render
+from tabml.params import OrchestrationParams, ParamsError, StagePolicy
+from tabml.publish_run import Published, PublishError, publish_run
 from tabml.run_summary import read_report, status_line, summary_markdown
+from tabml.tracking import RUN_ID_ENV as WANDB_RUN_ENV  # train and evaluate join one W&B run per pipeline run
+from tabml.workspace_lock import WorkspaceLockTimeout, workspace_lock
 
 SUMMARY_KEY = "pipeline-summary"
+PUBLISH_STEP = "publish"  # the flow's own last step; its retry policy is orchestration.stages.publish
 
 
 @dataclass(frozen=True)
 class FlowParams:
-    """What the flow itself reads from params.yaml: retry policies and where the stages leave their reports."""
+    """What the flow itself reads from params.yaml: orchestration settings and where the stages leave reports."""
 
     orchestration: OrchestrationParams
     validation_report: Path | None = None
@@ -68,50 +90,165 @@ def load_flow_params(path: Path) -> FlowParams:
     )
 
 
+def wandb_run_id(flow_run_id: str) -> str:
+    """8 lowercase hex characters derived from the flow run id: every stage (and every retry) joins one W&B run."""
+    return hashlib.sha256(flow_run_id.encode()).hexdigest()[:8]
+
+
+def should_publish(requested: bool | None, from_deployment: bool, orchestration: OrchestrationParams) -> bool:
+    """An explicit request wins; otherwise `publish.scheduled` for deployment runs, `publish.manual` for the rest."""
+    if requested is not None:
+        return requested
+    return orchestration.publish.scheduled if from_deployment else orchestration.publish.manual
+
+
+def retry_if_it_can_help(task: Any, task_run: TaskRun, state: State) -> bool:
+    """Prefect's retry condition: the task is named after its stage (see `tabml.dvc_stages.is_retryable`)."""
+    failure = state.result(raise_on_failure=False)
+    return isinstance(failure, BaseException) and is_retryable(task.name, failure)
+
+
+def notify_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
+    """on_failure / on_crashed hook: which stage, why, what to do and the run's link, to the log and the webhook."""
+    from prefect.logging.loggers import flow_run_logger
+    from prefect.utilities.urls import url_for
+
+    from tabml.params import NotifyParams
+
+    logger = flow_run_logger(flow_run, flow)
+    failure = _failure_of(state)
+    stage, why, todo = explain(failure)
+    root = Path(str(flow_run.parameters.get("root", "."))).resolve()
+    try:
+        params_file = root / str(flow_run.parameters.get("params_file", "params.yaml"))
+        settings = load_flow_params(params_file).orchestration.notify
+    except ParamsError:
+        settings = NotifyParams()
+    notice = FailureNotice(
+        flow=flow.name,
+        run_name=flow_run.name,
+        run_id=str(flow_run.id),
+        state=state.name or state.type.value.title(),
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+        stage=stage,
+        why=why,
+        todo=todo,
+        run_url=url_for("flow-run", obj_id=flow_run.id),
+        deployment=_deployment_name(flow, flow_run),
+    )
+    delivered = deliver(
+        notice, root / settings.log_file, settings.webhook_url_env, settings.webhook_timeout_seconds, logger.warning
+    )
+    logger.error(f"{render(notice)}\n  (notice sent to: {', '.join(delivered) or 'nowhere'})")
+
+
 @task(cache_policy=NO_CACHE, persist_result=False)
 def run_stage(root: str, name: str, force: bool, env: dict[str, str]) -> StageOutcome:
     """One dvc.yaml stage through DVC; the flow renames this task after the stage."""
     return reproduce_stage(root, name, force=force, env=env)
 
 
-@flow(name="training-pipeline")
-def training_pipeline(root: str = ".", force: bool = False, params_file: str = "params.yaml") -> list[StageOutcome]:
+@task(name=PUBLISH_STEP, cache_policy=NO_CACHE, persist_result=False)
+def publish_step(root: str, flow_run_id: str, started: datetime, remote: str | None, branch_prefix: str) -> Published:
+    """`dvc push`, then dvc.lock, params and reports committed on `runs/<time>-<run id>`."""
+    return publish_run(Path(root), flow_run_id=flow_run_id, started=started, remote=remote, branch_prefix=branch_prefix)
+
+
+@flow(name="training-pipeline", on_failure=[notify_failure], on_crashed=[notify_failure])
+def training_pipeline(
+    root: str = ".",
+    force: bool = False,
+    params_file: str = "params.yaml",
+    params_overrides: list[str] | None = None,
+    data_path: str | None = None,
+    publish: bool | None = None,
+) -> list[StageOutcome]:
     """Run every dvc.yaml stage in DVC's order; the first failure stops the run and names its stage.
 
-    `params_file` (relative to `root`) is what the flow reads for retry policies and report paths;
-    the stages themselves always read what dvc.yaml reads.
+    `params_overrides` (`dvc exp run -S` syntax: `train.lr=0.003`) and `data_path` (the data source,
+    `data.path`) are written into params.yaml before anything runs, as `dvc exp run -S` does, so
+    dvc.lock, lineage and the run branch record them. `params_file` (relative to `root`) is what the flow
+    reads for its own settings; the stages always read what dvc.yaml reads. `publish`:
+    None = `orchestration.publish.scheduled` for deployment runs, `.manual` otherwise.
     """
     quiet_telemetry()
     logging.getLogger("dvc").propagate = False  # DVC prints its own lines; Prefect's console would repeat them
     logger = get_run_logger()
+    started = datetime.now(UTC)
     project = Path(root).resolve()
-    params = load_flow_params(project / params_file)
-    stages = stage_order(project)
-    # Passed to each stage command's environment, not set on this process: nothing leaks past the run.
-    env = {FLOW_RUN_ENV: flow_run.id or ""}
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    run_id = str(run.id) if run else ""
+    lock_timeout = load_flow_params(project / params_file).orchestration.lock_timeout_seconds
+    holder = f"flow run {run.name if run else '?'} ({run_id})"
+    with workspace_lock(project, lock_timeout, holder=holder, on_wait=logger.warning):
+        overrides = [*(params_overrides or []), *([override_for("data.path", data_path)] if data_path else [])]
+        if overrides:
+            apply_param_overrides(project, overrides)
+            logger.info(f"params.yaml overrides applied: {overrides}")
+        params = load_flow_params(project / params_file)  # read under the lock: another run may have changed it
+        outcomes = _run_stages(project, params, force, env={FLOW_RUN_ENV: run_id, WANDB_RUN_ENV: wandb_run_id(run_id)})
+        published = None
+        from_deployment = run is not None and run.deployment_id is not None
+        if should_publish(publish, from_deployment, params.orchestration):
+            published = _publish(project, params.orchestration, run_id, started, outcomes)
+        _publish_summary(params, outcomes, published=published)
+    return outcomes
 
+
+def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, str]) -> list[StageOutcome]:
+    logger = get_run_logger()
+    plan = plan_pipeline(project, force=force)  # one DVC pass: unchanged stages get no task at all
+    stages = plan.order
     outcomes: list[StageOutcome] = []
     for position, name in enumerate(stages, start=1):
-        policy = params.orchestration.policy(name)
-        stage_task = run_stage.with_options(
-            name=name,
-            retries=policy.retries,
-            retry_delay_seconds=policy.retry_delay_seconds,
-            timeout_seconds=policy.timeout_seconds,
-        )
-        started = time.perf_counter()
-        try:
-            outcome = stage_task(str(project), name, force, env)
-        except Exception as exc:
-            failure = _as_stage_failure(name, exc, policy.timeout_seconds)
-            logger.error(f"[{position}/{len(stages)}] {name}: FAILED after {time.perf_counter() - started:.1f}s")
-            _publish_summary(params, outcomes, failure=failure, not_run=stages[position:])
-            raise failure from exc
+        if name in plan.up_to_date:
+            outcome = StageOutcome(name=name, status="skipped", seconds=0.0)
+        else:
+            policy = params.orchestration.policy(name)
+            started = time.perf_counter()
+            try:
+                outcome = _as_task(run_stage, name, policy)(str(project), name, force, env)
+            except Exception as exc:
+                failure = _as_stage_failure(name, exc, policy.timeout_seconds)
+                logger.error(f"[{position}/{len(stages)}] {name}: FAILED after {time.perf_counter() - started:.1f}s")
+                _publish_summary(params, outcomes, failure=failure, not_run=stages[position:])
+                raise failure from exc
         outcomes.append(outcome)
         logger.info(status_line(position, len(stages), outcome))
-
-    _publish_summary(params, outcomes)
     return outcomes
+
+
+def _publish(
+    project: Path, orchestration: OrchestrationParams, run_id: str, started: datetime, outcomes: list[StageOutcome]
+) -> Published:
+    logger = get_run_logger()
+    step = _as_task(publish_step, PUBLISH_STEP, orchestration.policy(PUBLISH_STEP))
+    settings = orchestration.publish
+    try:
+        published = step(str(project), run_id, started, settings.remote, settings.branch_prefix)
+    except Exception as exc:
+        failure = exc if isinstance(exc, PublishError) else PublishError(f"{type(exc).__name__}: {exc}")
+        _publish_summary(FlowParams(orchestration), outcomes, failure=StageFailedError(PUBLISH_STEP, str(failure)))
+        raise failure from exc
+    if published.branch is None:
+        where = "nothing to commit: the workspace equals HEAD"
+    elif published.new_branch:
+        where = f"dvc.lock committed on branch {published.branch}"
+    else:
+        where = f"unchanged since branch {published.branch}, no new branch"
+    logger.info(f"published: {published.pushed_files} files pushed to the DVC remote; {where}")
+    return published
+
+
+def _as_task(fn: Any, name: str, policy: StagePolicy) -> Any:
+    return fn.with_options(
+        name=name,
+        retries=policy.retries,
+        retry_delay_seconds=policy.retry_delays() or 0,
+        retry_condition_fn=retry_if_it_can_help,
+        timeout_seconds=policy.timeout_seconds,
+    )
 
 
 def _as_stage_failure(name: str, exc: Exception, timeout_seconds: float | None) -> StageFailedError:
@@ -123,8 +260,29 @@ def _as_stage_failure(name: str, exc: Exception, timeout_seconds: float | None) 
             name,
             f"timed out after {timeout_seconds}s and its command was stopped; if it needs longer, raise "
             f"orchestration.stages.{name}.timeout_seconds in params.yaml",
+            retryable=True,
         )
-    return StageFailedError(name, f"{type(exc).__name__}: {exc}")
+    return StageFailedError(name, f"{type(exc).__name__}: {exc}", retryable=is_retryable(name, exc))
+
+
+def _failure_of(state: State) -> BaseException | None:
+    try:
+        result = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - a crashed run may have no readable result; the notice says so
+        return None
+    return result if isinstance(result, BaseException) else None
+
+
+def _deployment_name(flow: Flow[..., Any], flow_run: FlowRun) -> str | None:
+    if flow_run.deployment_id is None:
+        return None
+    try:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            return f"{flow.name}/{client.read_deployment(flow_run.deployment_id).name}"
+    except Exception:  # noqa: BLE001 - the notice goes out without the name rather than not at all
+        return str(flow_run.deployment_id)
 
 
 def _publish_summary(
@@ -132,6 +290,7 @@ def _publish_summary(
     outcomes: list[StageOutcome],
     failure: StageFailedError | None = None,
     not_run: list[str] | None = None,
+    published: Published | None = None,
 ) -> None:
     # A report is shown only if its stage (same name as its params section) ran, was skipped as
     # unchanged, or is the one that failed: a stage that did not run may have left a stale report.
@@ -148,8 +307,23 @@ def _publish_summary(
         validation=report("validate", params.validation_report),
         metrics=report("evaluate", params.metrics),
         registration=report("register", params.registration_record),
+        published=None if published is None else vars(published),
     )
     create_markdown_artifact(markdown=markdown, key=SUMMARY_KEY, description="Stages run or skipped, and the reports")
+
+
+@contextmanager
+def manual_run_settings() -> Iterator[None]:
+    """Flow-run heartbeats off for a run started from a terminal, which watches the run itself.
+
+    A heartbeat lets the server notice a run whose machine died; the engine waits for the heartbeat thread's
+    current 1 s sleep at the end of every run, up to a second that dominates a run with nothing to do
+    (bench/orchestration_overhead.py). Deployment runs, started by a worker, keep their heartbeats.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,11 +332,35 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", default=".", help="project root holding dvc.yaml and params.yaml (default: .)")
     parser.add_argument("--force", action="store_true", help="run every stage even if unchanged (dvc repro --force)")
+    parser.add_argument(
+        "-S", "--set-param", action="append", default=[], metavar="KEY=VALUE", help="as `dvc exp run -S`; repeatable"
+    )
+    parser.add_argument("--data-path", help="the table to run on (writes data.path in params.yaml)")
+    parser.add_argument(
+        "--publish",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="dvc push + dvc.lock on a runs/ branch after success (default: orchestration.publish.manual)",
+    )
     args = parser.parse_args(argv)
     quiet_telemetry()  # before the flow starts a local Prefect server, which inherits this environment
     try:
-        training_pipeline(root=args.root, force=args.force)
-    except (StageFailedError, PipelineDefinitionError, ParamsError, FileNotFoundError) as exc:
+        with manual_run_settings():
+            training_pipeline(
+                root=args.root,
+                force=args.force,
+                params_overrides=args.set_param,
+                data_path=args.data_path,
+                publish=args.publish,
+            )
+    except (
+        StageFailedError,
+        PipelineDefinitionError,
+        ParamsError,
+        FileNotFoundError,
+        WorkspaceLockTimeout,
+        PublishError,
+    ) as exc:
         print(f"pipeline FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt as exc:

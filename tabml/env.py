@@ -10,6 +10,7 @@ TELEMETRY_OFF = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "GX_ANALYTICS_ENABLED": "false",
     "WANDB_SILENT": "true",
+    "WANDB_ERROR_REPORTING": "false",
     "WANDB_CONSOLE": "off",
     "TOKENIZERS_PARALLELISM": "false",
 }

@@ -1,11 +1,12 @@
-"""Optional mirror of the registry in GTO git tags: `<name>@v<N>.0.0`, `<name>#production#<k>` (and `...!#<k>`).
+"""Optional mirror of the registry in GTO git tags: `<name>@v<N>.0.0`, `<name>#<stage>#<k>` (and `...!#<k>`).
 
 GTO allows one version per commit, and a pipeline re-run often registers again on the same HEAD, so each
 registration tags its own anchor commit: on no branch, parent HEAD, tree = HEAD's tree plus the current
-params.yaml and dvc.lock. GTO needs semver versions (so registry v3 is GTO v3.0.0) and no artifact
-annotation in dvc.yaml. The version production replaces is unassigned (`#production!#<k>`), so GTO's
-default view agrees with the JSON registry after a rollback. Any failure is logged and the mirror skipped:
-the JSON registry is the record. Callers hold the registry lock around every mirror write.
+params.yaml and dvc.lock (`python -m tabml.reproduce` rebuilds a version from exactly that commit). GTO needs
+semver versions (so registry v3 is GTO v3.0.0) and no artifact annotation in dvc.yaml. Every stage change of
+the JSON registry is replayed: the new stage assigned, the old one unassigned (`#production!#<k>`), so GTO's
+default view agrees with the registry after a promotion or a rollback. Any failure is logged and the mirror
+skipped: the JSON registry is the record. Callers hold the registry lock around every mirror write.
 """
 
 from __future__ import annotations
@@ -57,49 +58,60 @@ def _leave_this_second() -> None:
     time.sleep(1.01 - time.time() % 1)
 
 
-def _unassign(root: str, name: str, previous: int | None, version: int) -> list[str]:
-    """Take production away from the version it replaced, as the JSON registry archives it."""
-    if previous is None or previous == version:
-        return []
+GTO_STAGES = ("staging", "production")  # `archived` is no GTO stage: it is having none
+Move = tuple[int, str | None, str | None]  # (version, old stage, new stage), see tabml.registry.stage_moves
+
+
+def _replay(root: str, name: str, moves: Sequence[Move]) -> list[str]:
+    """Assign every new stage, then unassign every old one; returns the tags written."""
     from gto import api
 
+    tags = []
+    for version, _, new in moves:
+        if new in GTO_STAGES:
+            # force: GTO refuses to assign a stage a version held before, which is what a rollback does
+            tags.append(str(api.assign(root, name, new, version=gto_version(version), force=True).ref))
+    for version, old, _ in moves:
+        if old in GTO_STAGES:
+            try:
+                tags.append(str(api.unassign(root, name, version=gto_version(version), stage=old).ref))
+            except Exception as exc:  # e.g. the version was registered while gto_tags was off
+                log.warning("GTO: could not unassign %s from %s v%d: %s", old, name, version, exc)
+    return tags
+
+
+def anchor_of(repo: Path, name: str, version: int) -> str | None:
+    """The commit GTO's `<name>@v<N>.0.0` tag points at, or None."""
     try:
-        return [str(api.unassign(root, name, version=gto_version(previous), stage="production").ref)]
-    except Exception as exc:  # e.g. v<previous> was registered while gto_tags was off
-        log.warning("GTO: could not unassign production from %s v%d: %s", name, previous, exc)
-        return []
+        return _git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{name}@{gto_version(version)}^{{commit}}")
+    except RuntimeError:
+        return None
 
 
 def mirror_registration(
-    repo: Path, name: str, version: int, files: Sequence[Path], previous: int | None = None
+    repo: Path, name: str, version: int, files: Sequence[Path], moves: Sequence[Move] = ()
 ) -> dict[str, object] | None:
-    """Tag an anchor commit as GTO version v<N>.0.0 in production; None (and a warning) if anything fails."""
+    """Tag an anchor commit as GTO version v<N>.0.0 and replay the stage moves; None (and a warning) on failure."""
     try:
         from gto import api
 
         root = str(repo_root(repo))
         commit = anchor_commit(repo, files, f"registry: {name} v{version}\n\nAnchor commit for GTO tags.")
         registered = api.register(root, name, commit, version=gto_version(version))
-        assigned = api.assign(root, name, "production", version=gto_version(version))
+        tags = [str(registered.ref), *_replay(root, name, moves)]
     except Exception as exc:  # the mirror must never fail a registration
         log.warning("GTO tags for %s v%d skipped: %s", name, version, exc)
         return None
-    tags = [str(registered.ref), str(assigned.ref), *_unassign(root, name, previous, version)]
     _leave_this_second()
     return {"commit": commit, "tags": tags}
 
 
-def mirror_assignment(repo: Path, name: str, version: int, previous: int | None) -> list[str] | None:
-    """Move GTO's production from `previous` to `version` (promote, rollback); the tags, or None."""
+def mirror_moves(repo: Path, name: str, moves: Sequence[Move]) -> list[str] | None:
+    """Replay stage moves (promote, rollback) as GTO tags; the tags, or None (and a warning) on failure."""
     try:
-        from gto import api
-
-        root = str(repo_root(repo))
-        # force: GTO refuses to assign a stage a version held before, which is what a rollback does
-        assigned = api.assign(root, name, "production", version=gto_version(version), force=True)
+        tags = _replay(str(repo_root(repo)), name, moves)
     except Exception as exc:
-        log.warning("GTO production tag for %s v%d skipped: %s", name, version, exc)
+        log.warning("GTO stage tags for %s skipped: %s", name, exc)
         return None
-    tags = [str(assigned.ref), *_unassign(root, name, previous, version)]
     _leave_this_second()
     return tags

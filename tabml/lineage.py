@@ -6,6 +6,8 @@ else); values under secret-looking keys and credentials inside URLs are redacted
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -14,10 +16,14 @@ import subprocess
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from tabml.params import Params
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +118,49 @@ def library_versions() -> dict[str, str | None]:
     return {name: installed(dist) for name, dist in LIBRARIES.items()}
 
 
+def _number(value: object) -> float | None:
+    number = float(value)  # type: ignore[arg-type]
+    return None if number != number else float(f"{number:.10g}")  # NaN -> None; 10 digits survive platforms
+
+
+def table_profile(frame: pd.DataFrame) -> dict[str, object]:
+    """Pure: schema and summary statistics of a table: rows, and per column dtype, nulls, distinct values,
+    and min/mean/max for numbers. Equal tables give equal profiles, whatever their file bytes."""
+    import pandas as pd
+
+    columns = []
+    for name in frame.columns:
+        values = frame[name]
+        column: dict[str, object] = {
+            "name": str(name),
+            "dtype": str(values.dtype),
+            "nulls": int(values.isna().sum()),
+            "distinct": int(values.nunique(dropna=True)),
+        }
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and values.notna().any():
+            column |= {"min": _number(values.min()), "mean": _number(values.mean()), "max": _number(values.max())}
+        columns.append(column)
+    return {"rows": len(frame), "columns": columns}
+
+
+def sha256_json(document: object) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace)."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def data_profile(snapshot: Path, frame: pd.DataFrame, expectations: Path) -> dict[str, object]:
+    """What identifies the data behind a version beyond dvc.lock's file hash: the hash of the table's profile
+    (schema + statistics) and the hash of the reference expectations it was validated against."""
+    profile = table_profile(frame)
+    reviewed = None
+    if expectations.is_file():
+        reviewed = {"path": str(expectations), "sha256": hashlib.sha256(expectations.read_bytes()).hexdigest()}
+    return {
+        "snapshot": {"path": str(snapshot), "rows": profile["rows"], "profile_sha256": sha256_json(profile)},
+        "reference_expectations": reviewed,
+    }
+
+
 def build_lineage(
     *,
     name: str,
@@ -124,6 +173,7 @@ def build_lineage(
     run_info: Mapping[str, object],
     flow_run_id: str | None,
     hostname: str,
+    profile: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """Pure: assemble and redact the record written as lineage.json."""
     record = {
@@ -131,6 +181,7 @@ def build_lineage(
         "created_at": created_at,
         "git": dict(git),
         "dvc_lock": dvc_lock,
+        "data_profile": dict(profile) if profile is not None else None,
         "params": {k: params[k] for k in PIPELINE_SECTIONS if k in params},
         "libraries": dict(libraries),
         "run": {
@@ -144,7 +195,13 @@ def build_lineage(
 
 
 def collect_lineage(
-    params: Params, name: str, version: int, created_at: str, run_info: Mapping[str, object], repo: Path = Path(".")
+    params: Params,
+    name: str,
+    version: int,
+    created_at: str,
+    run_info: Mapping[str, object],
+    repo: Path = Path("."),
+    profile: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """Gather git, dvc.lock, library and host facts from `repo` (the project root) and build the record."""
     return build_lineage(
@@ -158,4 +215,5 @@ def collect_lineage(
         run_info=run_info,
         flow_run_id=os.environ.get(FLOW_RUN_ENV) or None,
         hostname=socket.gethostname(),
+        profile=profile,
     )

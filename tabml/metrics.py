@@ -126,6 +126,17 @@ def regression_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]
     )
 
 
+def task_metrics(task: str, scores: np.ndarray, target: np.ndarray, threshold: float | None) -> dict[str, float]:
+    """The metric set of `task` (see the three functions above); binary needs its decision threshold."""
+    if task == "regression":
+        return regression_metrics(scores, target)
+    if task == "multiclass":
+        return multiclass_metrics(scores, target)
+    if threshold is None:
+        raise ValueError("binary metrics need the decision threshold chosen on val")
+    return binary_metrics(scores, target, threshold)
+
+
 def predicted_classes(scores: np.ndarray, threshold: float | None) -> np.ndarray:
     """Class index per row: `score >= threshold` for binary (1-D scores), argmax for multiclass."""
     if scores.ndim == 1:
@@ -184,4 +195,28 @@ def residual_rows(pred: np.ndarray, target: np.ndarray, max_points: int) -> list
     return [
         {"actual": _r(target[i]), "predicted": _r(pred[i]), "residual": _r(float(target[i]) - float(pred[i]))}
         for i in evenly_spaced(len(target), max_points)
+    ]
+
+
+def calibration_rows(score: np.ndarray, target: np.ndarray, bins: int) -> list[dict[str, float]]:
+    """Reliability curve: per non-empty equal-width bin of P(positive), the mean prediction, the observed
+    positive rate and the row count; `perfect` repeats the mean prediction so a plot can draw the diagonal."""
+    which = np.clip((np.asarray(score, dtype=np.float64) * bins).astype(np.int64), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            mean = _r(np.mean(score[members]))
+            observed = _r(np.mean(target[members]))
+            count = int(members.sum())
+            rows.append({"mean_predicted": mean, "fraction_positive": observed, "perfect": mean, "count": count})
+    return rows
+
+
+def one_vs_rest_calibration(proba: np.ndarray, target: np.ndarray, labels: list[str], bins: int) -> list[dict]:
+    """Calibration rows of every class against the rest, each tagged with its "class" label."""
+    return [
+        {"class": label, **row}
+        for k, label in enumerate(labels)
+        for row in calibration_rows(proba[:, k], (target == k).astype(np.int64), bins)
     ]

@@ -46,13 +46,27 @@ class IngestParams(Section):
     report: Path
 
 
+class DriftParams(Section):
+    """Population stability index per column against the reference profile (tabml/drift.py)."""
+
+    threshold: float = Field(gt=0)
+    action: Literal["block", "warn"]
+    bins: int = Field(ge=2)
+    min_rows: int = Field(ge=1)
+    columns: dict[str, Literal["block", "warn", "ignore"]] = {}
+
+
 class ValidateParams(Section):
     report: Path
+    data_docs: Path
+    accepted_snapshot: Path
+    quarantine_dir: Path
     reference_dir: Path
     min_rows: int = Field(ge=1)
     max_null_fraction_margin: float = Field(ge=0, le=1)
     range_margin: float = Field(ge=0)
     max_categories_checked: int = Field(ge=1)
+    drift: DriftParams
 
 
 class PreprocessParams(Section):
@@ -74,16 +88,22 @@ class TrainParams(Section):
     embedding_dim: int = Field(ge=1)
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
-    batch_size: int = Field(ge=1)
+    batch_size: int = Field(ge=1)  # global: rows per optimiser step over all ranks
+    eval_batch_size: int = Field(ge=1)
+    steps_per_execution: int = Field(ge=1)  # optimiser steps per Lightning training_step call
     min_steps_per_epoch: int = Field(ge=1)
     max_epochs: int = Field(ge=1)
     patience: int = Field(ge=1)
     class_weighting: bool
-    accelerator: str
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
     devices: int | str
     num_nodes: int = Field(ge=1)
-    strategy: str
-    precision: str
+    strategy: Literal["auto", "ddp"]
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
+    sync_batchnorm: bool
+    ddp_timeout_seconds: float = Field(gt=0)
+    checkpoint_every_n_steps: int = Field(ge=0)  # 0: at the end of each epoch only
+    resume: bool
     seed: int
     deterministic: bool
 
@@ -93,13 +113,40 @@ class EvaluateParams(Section):
     metrics: Path
     max_curve_points: int = Field(ge=2)
     max_residual_points: int = Field(ge=2)
+    calibration_bins: int = Field(ge=2)
+    slices: dict[str, list[str]] = {}  # model line (data.name) -> raw category columns scored value by value
+    min_slice_rows: int = Field(ge=1)
+    linear_baseline_l2: float = Field(gt=0)
+
+    def slice_columns(self, name: str) -> list[str]:
+        return self.slices.get(name, [])
+
+
+class ChampionParams(Section):
+    """How a challenger must beat the production model to replace it."""
+
+    min_improvement: dict[TaskType, float] = {}  # primary-metric gain required, in the metric's units
+    confidence: float = Field(gt=0, lt=1)
+    bootstrap_samples: int = Field(ge=100)
+    seed: int
+    slice_tolerance: float = Field(ge=0)  # largest drop of the primary metric allowed on any slice value
+    slice_tolerances: dict[str, float] = {}  # per slice column, overriding slice_tolerance
+
+
+class ReproduceParams(Section):
+    out_dir: Path
+    metric_tolerance: float = Field(ge=0)  # largest |rebuilt - registered| per test metric
 
 
 class RegisterParams(Section):
     registry_dir: Path
     record: Path
+    gate_report: Path
     primary_metric: str | None = None
     thresholds: dict[TaskType, dict[str, float]] = {}
+    baselines: dict[Literal["majority", "linear"], float] = {}  # baseline -> relative tie tolerance
+    champion: ChampionParams
+    reproduce: ReproduceParams
     gto_tags: bool
     lock_timeout_seconds: float = Field(default=60, gt=0)
 
@@ -111,13 +158,55 @@ class TrackingParams(Section):
 
 
 class StagePolicy(Section):
+    """Retries and timeout of one flow step (a dvc.yaml stage, or `publish`)."""
+
     retries: int = Field(default=0, ge=0)
     retry_delay_seconds: float = Field(default=5, ge=0)
+    retry_backoff: float = Field(default=2, ge=1)  # each wait is this many times the one before
     timeout_seconds: float | None = Field(default=None, gt=0)
+
+    def retry_delays(self) -> list[float]:
+        """Seconds to wait before each retry: 5, 10, 20, ... for delay 5 and backoff 2."""
+        return [self.retry_delay_seconds * self.retry_backoff**attempt for attempt in range(self.retries)]
+
+
+class PublishParams(Section):
+    """After a successful run: `dvc push`, then dvc.lock and the git-tracked reports on a run branch."""
+
+    scheduled: bool = True  # runs started from the deployment
+    manual: bool = False  # `python -m flows.pipeline` / `make run` (--publish turns it on for one run)
+    remote: str | None = None  # DVC remote name; null = the default remote
+    branch_prefix: str = Field(default="runs/", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*/$")
+
+
+class NotifyParams(Section):
+    """Where a failed run is reported. The webhook URL is a secret: only the name of its variable lives here."""
+
+    log_file: Path = Path("logs/pipeline_failures.log")
+    webhook_url_env: str = Field(default="TABML_NOTIFY_WEBHOOK_URL", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+
+
+class DeploymentParams(Section):
+    """The scheduled deployment of the pipeline flow (`python -m flows.deploy deploy`)."""
+
+    name: str = "scheduled"
+    work_pool: str = "tabml-process"
+    work_pool_type: str = "process"  # process | docker | kubernetes | ...
+    cron: str | None = "0 3 * * *"  # null = no schedule: runs only when triggered
+    timezone: str = "UTC"
+    concurrency_limit: int = Field(default=1, ge=1)  # runs beyond the limit wait in the queue
+    force: bool = False
+    params_overrides: list[str] = []  # `dvc exp run -S` syntax: ["train.lr=0.003"]
+    data_path: str | None = None  # shorthand for the override data.path=...
 
 
 class OrchestrationParams(Section):
+    lock_timeout_seconds: float = Field(default=3600, gt=0)  # wait this long for another run on this workspace
     stages: dict[str, StagePolicy] = {}
+    publish: PublishParams = PublishParams()
+    notify: NotifyParams = NotifyParams()
+    deployment: DeploymentParams = DeploymentParams()
 
     def policy(self, stage: str) -> StagePolicy:
         return self.stages.get(stage, StagePolicy())

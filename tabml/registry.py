@@ -6,6 +6,10 @@ previous state; writers are serialised by an `fcntl` lock, so concurrent runs ge
 and one git commit can carry several versions (a pipeline re-run on the same HEAD). GTO tags
 (`tabml.gto_tags`) are an optional mirror of this record for git-based workflows.
 
+Stages: `production` (at most one version: what batch prediction uses by default), `staging` (at most one:
+a registered challenger that did not beat production, waiting for a person) and `archived` (held a stage
+once). Moving a version into a stage archives the version that held it, in the same index write.
+
 Layout under `register.registry_dir`:
     <name>/index.json        versions: created_at, metrics, stage and stage history, MANIFEST.json sha256
     <name>/.lock             held by every writer
@@ -15,14 +19,12 @@ Layout under `register.registry_dir`:
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import hashlib
 import json
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -31,52 +33,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from tabml.cli import StageError
-from tabml.params import DEFAULT_PARAMS, ParamsError, RegisterParams, load_params
+from tabml.registry_index import (  # noqa: F401 - re-exported: the registry's API is one module
+    Action,
+    ActiveStage,
+    RegistryError,
+    RegistryIndex,
+    Stage,
+    StageEvent,
+    VersionEntry,
+    assign_stage,
+    next_version,
+    production_version,
+    rollback_target,
+    stage_moves,
+)
 
-Stage = Literal["production", "archived"]
-Action = Literal["register", "promote", "rollback"]
 INDEX_FILE = "index.json"
 LOCK_FILE = ".lock"
 MANIFEST_FILE = "MANIFEST.json"
-
-
-class RegistryError(StageError):
-    """A registry operation that cannot go ahead; says which file and what to do."""
-
-
-class StageEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    stage: Stage
-    at: str
-    action: Action
-
-
-class VersionEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: int
-    path: str  # relative to the model line's folder
-    created_at: str
-    metrics: dict[str, float | None]
-    manifest_sha256: str
-    stage: Stage | None = None
-    stages: list[StageEvent] = []
-
-
-class RegistryIndex(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    versions: list[VersionEntry] = []
-
-    def get(self, version: int) -> VersionEntry | None:
-        return next((v for v in self.versions if v.version == version), None)
-
-    def in_stage(self, stage: Stage) -> VersionEntry | None:
-        return next((v for v in reversed(self.versions) if v.stage == stage), None)
 
 
 @dataclass(frozen=True)
@@ -91,54 +68,6 @@ class Package:
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-# ---- pure core: index transitions ---------------------------------------------------------------
-
-
-def production_version(index: RegistryIndex) -> int | None:
-    entry = index.in_stage("production")
-    return entry.version if entry else None
-
-
-def next_version(index: RegistryIndex, on_disk: list[int]) -> int:
-    """Highest version seen in the index or on disk, plus one (an orphan folder from a crash is skipped)."""
-    return max([0, *(v.version for v in index.versions), *on_disk]) + 1
-
-
-def assign_stage(index: RegistryIndex, version: int, at: str, action: Action = "promote") -> RegistryIndex:
-    """Make `version` production; the current production version becomes archived."""
-    entry = index.get(version)
-    if entry is None:
-        raise RegistryError(f"{index.name} has no v{version}", todo="see `python -m tabml.registry list`")
-    if entry.stage == "production":
-        return index
-
-    def moved(entry: VersionEntry, stage: Stage) -> VersionEntry:
-        event = StageEvent(stage=stage, at=at, action=action)
-        return entry.model_copy(update={"stage": stage, "stages": [*entry.stages, event]})
-
-    versions = [
-        moved(e, "production") if e.version == version else moved(e, "archived") if e.stage == "production" else e
-        for e in index.versions
-    ]
-    return index.model_copy(update={"versions": versions})
-
-
-def rollback_target(index: RegistryIndex) -> int:
-    """The version that held production before the current one, skipping versions already rolled back."""
-    current = index.in_stage("production")
-    if current is None:
-        raise RegistryError(f"{index.name} has no production version", todo="promote one first")
-    rolled_back = {v.version for v in index.versions if v.stage == "archived" and v.stages[-1].action == "rollback"}
-    events = sorted((e.at, v.version) for v in index.versions for e in v.stages if e.stage == "production")
-    for _, version in reversed(events):
-        if version != current.version and version not in rolled_back:
-            return version
-    raise RegistryError(
-        f"{index.name} v{current.version} is the only production version so far",
-        todo="nothing to roll back to; promote a version explicitly",
-    )
 
 
 # ---- I/O edges ------------------------------------------------------------------------------------
@@ -241,14 +170,20 @@ def publish(
     documents: Callable[[int], Mapping[str, object]],
     metrics: Mapping[str, float | None],
     *,
-    stage: Stage | None,
+    stage: ActiveStage | None | Callable[[RegistryIndex], ActiveStage | None],
     lock_timeout: float,
-) -> tuple[VersionEntry, int | None]:
-    """Build v<N> in staging, rename it into place, update the index; returns (entry, previous production)."""
+) -> tuple[VersionEntry, RegistryIndex, RegistryIndex]:
+    """Build v<N> in a staging folder, rename it into place, and put it in `stage` with the same index write.
+
+    `stage` may be a function of the index as read under the lock: the register stage uses one to refuse
+    production if production changed while it was comparing against it. Returns (entry, index before,
+    index after): a crash before the index write leaves an orphan folder (skipped by the next version
+    number, invisible to readers) and the previous stages in place."""
     mdir = model_dir(registry_dir, name)
     with locked(mdir, lock_timeout):
         index = read_index(mdir)
         version = next_version(index, _versions_on_disk(mdir))
+        chosen = stage(index) if callable(stage) else stage  # before documents(): they may record it
         staging, target = Path(tempfile.mkdtemp(dir=mdir, prefix=".staging-")), mdir / "versions" / f"v{version}"
         try:
             _build(staging, name, version, files, documents(version))
@@ -266,10 +201,10 @@ def publish(
             manifest_sha256=manifest_sha256,
         )
         new = index.model_copy(update={"versions": [*index.versions, entry]})
-        if stage is not None:
-            new = assign_stage(new, version, now, "register")
+        if chosen is not None:
+            new = assign_stage(new, version, now, "register", chosen)
         write_json_atomic(mdir / INDEX_FILE, new.model_dump(mode="json"))
-    return new.get(version) or entry, production_version(index)
+    return new.get(version) or entry, index, new
 
 
 def _update_index(
@@ -283,20 +218,20 @@ def _update_index(
     return before, after
 
 
-def promote(registry_dir: Path, name: str, version: int, *, lock_timeout: float) -> int | None:
-    """Make `version` production (the previous one is archived); returns the previous production version."""
-    before, _ = _update_index(registry_dir, name, lock_timeout, lambda ix: assign_stage(ix, version, utc_now()))
-    return production_version(before)
+def promote(
+    registry_dir: Path, name: str, version: int, *, lock_timeout: float, stage: ActiveStage = "production"
+) -> tuple[RegistryIndex, RegistryIndex]:
+    """Put `version` in `stage` (the holder is archived) in one atomic index write; returns (before, after)."""
+    return _update_index(registry_dir, name, lock_timeout, lambda ix: assign_stage(ix, version, utc_now(), stage=stage))
 
 
-def rollback(registry_dir: Path, name: str, *, lock_timeout: float) -> tuple[int | None, int | None]:
-    """Move production back to the previous production version; returns (from, to)."""
+def rollback(registry_dir: Path, name: str, *, lock_timeout: float) -> tuple[RegistryIndex, RegistryIndex]:
+    """Move production back to the previous production version; returns (before, after)."""
 
     def change(index: RegistryIndex) -> RegistryIndex:
         return assign_stage(index, rollback_target(index), utc_now(), "rollback")
 
-    before, after = _update_index(registry_dir, name, lock_timeout, change)
-    return production_version(before), production_version(after)
+    return _update_index(registry_dir, name, lock_timeout, change)
 
 
 def load_package(registry_dir: Path, name: str, version: int | None = None, stage: Stage | None = None) -> Package:
@@ -321,69 +256,7 @@ def load_package(registry_dir: Path, name: str, version: int | None = None, stag
     return Package(name, path, entry, hashes)
 
 
-# ---- command line: python -m tabml.registry list|show|promote|rollback ---------------------------
+if __name__ == "__main__":  # `python -m tabml.registry ...` is the documented command; the CLI lives apart
+    from tabml.registry_cli import main
 
-
-def _version_arg(text: str) -> int:
-    digits = text.removeprefix("v")
-    if not digits.isdigit():
-        raise argparse.ArgumentTypeError(f"not a version: {text!r} (write 3 or v3)")
-    return int(digits)
-
-
-def _summary(entry: VersionEntry) -> str:
-    metrics = " ".join(f"{k}={v:.4g}" for k, v in entry.metrics.items() if v is not None)
-    return f"  v{entry.version:<4} {entry.stage or '-':<11} {entry.created_at}  {metrics}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tabml.registry", description="Inspect and move registry stages.")
-    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
-    parser.add_argument("--registry-dir", type=Path, help="default: register.registry_dir from params")
-    parser.add_argument("--name", help="model line (default: data.name from params)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="versions with stage, date and test metrics")
-    which = sub.add_parser("show", help="one version as JSON, after verifying its files").add_mutually_exclusive_group()
-    which.add_argument("--version", type=_version_arg)
-    which.add_argument("--stage", choices=["production", "archived"])
-    sub.add_parser("promote", help="make a version production").add_argument("version", type=_version_arg)
-    sub.add_parser("rollback", help="move production back to the previous production version")
-    args = parser.parse_args(argv)
-    try:
-        params = load_params(args.params) if args.params.exists() or not (args.registry_dir and args.name) else None
-        registry_dir = args.registry_dir or params.register_.registry_dir  # type: ignore[union-attr]
-        name = args.name or params.data.name  # type: ignore[union-attr]
-        p = params.register_ if params else None
-        timeout = p.lock_timeout_seconds if p else RegisterParams.model_fields["lock_timeout_seconds"].default
-        moved = None
-        if args.command == "list":
-            index = read_index(model_dir(registry_dir, name))
-            print(f"{name} ({model_dir(registry_dir, name)}): {len(index.versions)} version(s)")
-            print("\n".join(_summary(entry) for entry in index.versions))
-        elif args.command == "show":
-            package = load_package(registry_dir, name, args.version, args.stage)
-            shown = {"name": name, "dir": str(package.path), "verified": True, **package.entry.model_dump()}
-            print(json.dumps(shown, indent=2))
-        elif args.command == "promote":
-            previous, moved = promote(registry_dir, name, args.version, lock_timeout=timeout), args.version
-            print(
-                f"promoted {name} v{moved} to production"
-                + (f" (v{previous} archived)" if previous not in (None, moved) else "")
-            )
-        else:
-            previous, moved = rollback(registry_dir, name, lock_timeout=timeout)
-            print(f"rolled back {name}: production v{previous} -> v{moved} (v{previous} archived)")
-        if moved is not None and p is not None and p.gto_tags:
-            from tabml.gto_tags import mirror_assignment
-
-            with locked(model_dir(registry_dir, name), timeout):
-                tags = mirror_assignment(Path.cwd(), name, moved, previous)
-            print(f"GTO tags: {', '.join(tags) if tags is not None else 'skipped (see warning)'}")
-    except (StageError, ParamsError) as exc:
-        print(f"[registry] FAILED: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

@@ -42,6 +42,7 @@ def summary_markdown(
     validation: Report | None = None,
     metrics: Report | None = None,
     registration: Report | None = None,
+    published: Report | None = None,
 ) -> str:
     """Markdown for the `pipeline-summary` artifact; sections whose report is None are left out."""
     title = f"# Training pipeline: FAILED at `{failed_stage}`" if failed_stage else "# Training pipeline: succeeded"
@@ -54,6 +55,8 @@ def summary_markdown(
         parts.append(_metrics_section(metrics))
     if registration is not None:
         parts.append(_registration_section(registration))
+    if published is not None:
+        parts.append(_published_section(published))
     return "\n\n".join(parts) + "\n"
 
 
@@ -113,6 +116,17 @@ def _registration_section(record: Report) -> str:
     facts = [f"gate: {verdict}"]
     facts += [f"{key}: {_cell(record[key])}" for key in ("version", "stage") if record.get(key) is not None]
     return "\n".join(["## Registration", "", ", ".join(facts)])
+
+
+def _published_section(published: Report) -> str:
+    facts = [f"dvc push: {_cell(published.get('pushed_files', 0))} files sent to the remote"]
+    branch, commit = published.get("branch"), published.get("commit")
+    if branch and commit:
+        again = "" if published.get("new_branch", True) else ", unchanged since that run"
+        facts.append(f"run branch: `{_one_line(branch)}` ({_one_line(commit)[:10]}{again})")
+    else:
+        facts.append("run branch: none (the workspace equals HEAD)")
+    return "\n".join(["## Published", "", "; ".join(facts)])
 
 
 def _cell(value: object) -> str:

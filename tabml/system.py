@@ -1,11 +1,18 @@
-"""The LightningModule: loss, metrics and optimiser around a `TabularNet`."""
+"""The LightningModule: loss, metrics and optimiser around a `TabularNet`.
+
+Every epoch-level number is a torchmetrics state (sum and count, or the collected scores), so under DDP it is
+reduced over all rows of all ranks, never averaged per rank: ranks may hold different numbers of rows.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import lightning as L
 import torch
 import torchmetrics
 from torch import nn
+from torchmetrics.aggregation import MeanMetric, SumMetric
 
 from tabml.datamodule import Batch
 from tabml.model import ModelConfig, TabularNet
@@ -24,6 +31,22 @@ def split_metrics(task: str, n_classes: int, prefix: str) -> torchmetrics.Metric
     else:
         metrics = {"rmse": reg.MeanSquaredError(squared=False)}
     return torchmetrics.MetricCollection(metrics, prefix=prefix)
+
+
+class RunningLoss:
+    """The epoch's train loss as a device tensor: no host sync and no logging call per step (a plain object, as
+    setting attributes on an nn.Module in the hot loop is slow)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self, loss_sum: torch.Tensor | None = None, rows: int = 0) -> None:
+        self.loss_sum, self.rows = loss_sum, rows
+
+    def add(self, loss: torch.Tensor, rows: int) -> None:
+        weighted = loss.detach() * rows
+        self.loss_sum = weighted if self.loss_sum is None else self.loss_sum + weighted
+        self.rows += rows
 
 
 class TabularSystem(L.LightningModule):
@@ -51,8 +74,13 @@ class TabularSystem(L.LightningModule):
             self.loss_fn = nn.CrossEntropyLoss(weight=weights)
         else:
             self.loss_fn = nn.MSELoss()
-        n_classes = self.net.config.output_dim
-        self.val_metrics = split_metrics(task, n_classes, "val/")
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
+        self.val_rows = SumMetric()
+        self.val_metrics = split_metrics(task, self.net.config.output_dim, "val/")
+        self.last_val_rows = 0  # rows the last validation saw over all ranks (each exactly once)
+        self.automatic_optimization = False
+        self.running = RunningLoss()
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         return self.net(x_num, x_cat)
@@ -73,25 +101,70 @@ class TabularSystem(L.LightningModule):
             return torch.softmax(logits, dim=1)
         return logits[:, 0] * self.hparams.target_std + self.hparams.target_mean
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        x_num, x_cat, y = batch
-        loss = self.loss(self(x_num, x_cat), y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=y.shape[0], sync_dist=True)
-        return loss
+    def on_train_epoch_start(self) -> None:
+        self.running.reset()
+
+    def training_step(self, steps: list[Batch], batch_idx: int) -> None:
+        """Manual optimisation over a short run of mini-batches (`train.steps_per_execution`): one optimiser step
+        per mini-batch, the same updates as one mini-batch per call, with Lightning's per-call work paid once.
+
+        Lightning's per-step machinery (hook dispatch, closures) costs about as much as a step of a small tabular
+        network, so inside the run torch is called directly, while Lightning keeps what matters: autocast around
+        this call, the DDP wrapper (its forward prepares the gradient all-reduce of the backward that follows),
+        the optimiser step through `LightningOptimizer` (step count, fp16 loss-scaler step, hooks), and epochs,
+        validation and checkpoints around it.
+        """
+        optimizer = self.optimizers()
+        model = self.trainer.strategy.model  # DistributedDataParallel under DDP, this module otherwise
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # 16-mixed only
+        for x_num, x_cat, y in steps:
+            loss = self.loss(model(x_num, x_cat), y)
+            optimizer.zero_grad(set_to_none=True)
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+            optimizer.step()
+            self.running.add(loss, y.shape[0])
+
+    def on_validation_epoch_start(self) -> None:
+        # Without SyncBatchNorm (CPU ranks) each rank's BatchNorm running statistics follow its own share of the
+        # batches; evaluate rank 0's network, the one that is saved, on every rank's share.
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            for buffer in self.net.buffers():
+                torch.distributed.broadcast(buffer, src=0)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x_num, x_cat, y = batch
         logits = self(x_num, x_cat)
-        self.log("val_loss", self.loss(logits, y), on_epoch=True, batch_size=y.shape[0], sync_dist=True)
+        self.val_loss.update(self.loss(logits, y), weight=y.shape[0])
+        self.val_rows.update(torch.tensor(float(y.shape[0]), device=y.device))
         self.val_metrics.update(self.scores(logits), y)
+        # Logging the metric objects: Lightning computes them (all-reduced over ranks) at epoch end and resets them.
+        self.log("val_loss", self.val_loss, on_step=False, on_epoch=True)
+        self.log_dict(self.val_metrics, on_step=False, on_epoch=True)
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute())
-        self.val_metrics.reset()
+        running = self.running
+        if not self.trainer.sanity_checking and running.loss_sum is not None:
+            self.train_loss.update(running.loss_sum / running.rows, weight=running.rows)
+            self.log("train_loss", self.train_loss, on_step=False, on_epoch=True)
+        self.last_val_rows = int(self.val_rows.compute())
+        self.val_rows.reset()
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            # Stepped here, before the epoch's checkpoint is saved, so a resumed run has the same schedule.
+            self.lr_schedulers().step(self.val_loss.compute())
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A mid-epoch checkpoint carries the epoch's running train loss, so a resumed epoch reports all of it.
+        loss_sum = float(self.running.loss_sum) if self.running.loss_sum is not None else 0.0
+        checkpoint["train_loss_running"] = {"sum": loss_sum, "rows": self.running.rows}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        running = checkpoint.get("train_loss_running", {"sum": 0.0, "rows": 0})
+        if running["rows"]:
+            self.running.reset(torch.tensor(running["sum"], device=self.device), int(running["rows"]))
 
     def configure_optimizers(self) -> dict[str, object]:
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=0.5, patience=self.hparams.lr_patience
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

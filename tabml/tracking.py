@@ -1,17 +1,40 @@
-"""W&B tracking that can never fail a run: offline by default, online falls back to offline, then to nothing."""
+"""W&B tracking that can never fail a run: offline by default, online falls back to offline, then to nothing.
+
+One W&B run per pipeline run: train starts it (id from TABML_WANDB_RUN_ID when the flow sets it, else a fresh
+one recorded in run_info.json); evaluate and register resume the same id and add their reports. Runs are
+grouped by experiment: the DVC experiment name under `dvc exp run`, else `data.name`.
+
+`python -m tabml.tracking sync` uploads offline runs once: see `plan_sync` and docs/experiments.md.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import re
 import secrets
+import signal
+import subprocess
+import sys
+import time
 import warnings
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from tabml.params import TrackingParams
+from tabml.params import DEFAULT_PARAMS, Params, TrackingParams
 
-RUN_ID_ENV = "TABML_WANDB_RUN_ID"
-INIT_TIMEOUT_SECONDS = 30
+RUN_ID_ENV = "TABML_WANDB_RUN_ID"  # set by the Prefect flow: every stage of one flow run joins one W&B run
+EXPERIMENT_ENV = "DVC_EXP_NAME"  # set by `dvc exp run` for the stage commands
+PROJECT_ROOT_ENV = "DVC_ROOT"  # set by DVC: the repo root, also when a queued experiment runs in a temp copy
+INIT_TIMEOUT_ENV = "WANDB_INIT_TIMEOUT"
+INIT_TIMEOUT_SECONDS = 30.0
+RUN_INFO_FILE = "run_info.json"  # written by train; holds `wandb_run_id`
+OFFLINE_RUN = re.compile(r"^offline-run-(?P<started>\d{8}_\d{6})-(?P<run_id>[\w-]+)$")
+SYNCED_SUFFIX = ".synced"  # wandb writes <run>.wandb.synced after it uploaded <run>.wandb
 
 
 def tracking_mode(tracking: TrackingParams) -> str:
@@ -24,30 +47,85 @@ def new_run_id() -> str:
     return os.environ.get(RUN_ID_ENV) or secrets.token_hex(4)
 
 
-def init_run(tracking: TrackingParams, run_id: str, job_type: str, config: dict[str, Any] | None = None) -> Any:
-    """Start (or resume) the run; return None instead of raising when W&B cannot be used."""
+def resume_run_id(run_info_path: Path) -> str:
+    """The run a later stage joins: the flow's id, else the one train recorded, else a fresh one."""
+    if os.environ.get(RUN_ID_ENV):
+        return os.environ[RUN_ID_ENV]
+    try:
+        recorded = json.loads(run_info_path.read_text()).get("wandb_run_id")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    return recorded if isinstance(recorded, str) and recorded else new_run_id()
+
+
+def experiment_group(dataset: str | None) -> str | None:
+    """W&B group: the DVC experiment name under `dvc exp run`, else the dataset (`data.name`)."""
+    return os.environ.get(EXPERIMENT_ENV) or dataset
+
+
+def tracking_dir(tracking: TrackingParams) -> Path:
+    """`tracking.dir`, relative to the DVC project root: a queued experiment runs in a temp copy that is deleted."""
+    root = os.environ.get(PROJECT_ROOT_ENV)
+    return tracking.dir if tracking.dir.is_absolute() or not root else Path(root) / tracking.dir
+
+
+def init_timeout() -> float:
+    try:
+        return float(os.environ.get(INIT_TIMEOUT_ENV, INIT_TIMEOUT_SECONDS))
+    except ValueError:
+        return INIT_TIMEOUT_SECONDS
+
+
+def init_run(
+    tracking: TrackingParams,
+    run_id: str,
+    job_type: str,
+    config: dict[str, Any] | None = None,
+    *,
+    group: str | None = None,
+    offline_fallback: bool = True,
+) -> Any:
+    """Start (or resume) the run; return None instead of raising when W&B cannot be used.
+
+    An online run that cannot start is retried offline (the run id stays the same, `sync` uploads it later),
+    unless `offline_fallback` is False (for work that only makes sense online, such as registry links).
+    """
     mode = tracking_mode(tracking)
     if mode == "disabled":
         return None
     import wandb
 
-    tracking.dir.mkdir(parents=True, exist_ok=True)
-    for attempt_mode in dict.fromkeys([mode, "offline"]):
+    directory = tracking_dir(tracking)
+    dataset = (config or {}).get("dataset")  # train's config names it
+    group = group or experiment_group(str(dataset) if dataset else None)
+    for attempt_mode in dict.fromkeys([mode, "offline"] if offline_fallback else [mode]):
+        started = time.monotonic()
         try:
+            directory.mkdir(parents=True, exist_ok=True)
             return wandb.init(
                 project=tracking.project,
                 id=run_id,
                 resume="allow",
+                group=group,
                 job_type=job_type,
                 config=config,
-                dir=str(tracking.dir),
-                mode=attempt_mode,
+                dir=str(directory.resolve()),  # wandb resolves a relative dir against its first cwd
+                mode=attempt_mode,  # type: ignore[arg-type]  # WANDB_MODE may hold anything: wandb rejects it
                 reinit="finish_previous",
-                settings=wandb.Settings(init_timeout=INIT_TIMEOUT_SECONDS, silent=True, console="off"),
+                settings=wandb.Settings(init_timeout=init_timeout(), silent=True, console="off"),
             )
         except Exception as exc:  # noqa: BLE001 - tracking must never fail the run
-            warnings.warn(f"W&B {attempt_mode} run could not start ({exc}); continuing", stacklevel=2)
+            waited = time.monotonic() - started
+            warnings.warn(
+                f"W&B {attempt_mode} run could not start after {waited:.1f}s ({exc}); continuing", stacklevel=2
+            )
+            _teardown(wandb)  # a failed online stream keeps the run id busy: offline would refuse it
     return None
+
+
+def _teardown(wandb: Any) -> None:
+    with suppress(Exception):  # best effort before the offline retry
+        wandb.teardown()
 
 
 def finish_run(run: Any) -> None:
@@ -75,3 +153,214 @@ def log_model_artifact(run: Any, model_dir: Path, name: str) -> None:
         run.log_artifact(artifact)
     except Exception as exc:  # noqa: BLE001
         warnings.warn(f"W&B model artifact not logged ({exc})", stacklevel=2)
+
+
+# ---- what evaluate and register add to the run (pure) ------------------------------------------------
+
+
+def evaluation_summary(metrics: Mapping[str, Any], validation: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Scalars for the run summary: `test/<metric>`, the decision threshold and the validation verdict."""
+    summary: dict[str, Any] = {f"test/{k}": v for k, v in (metrics.get("test") or {}).items()}
+    summary |= {f"evaluate/{k}": metrics[k] for k in ("threshold", "n_test") if metrics.get(k) is not None}
+    if validation:
+        summary |= {
+            "validation/success": validation.get("success"),
+            "validation/rows": validation.get("rows"),
+            "validation/errors": _count(validation.get("errors")),
+            "validation/warnings": _count(validation.get("warnings")),
+        }
+        if validation.get("data_docs"):
+            summary["validation/data_docs"] = str(validation["data_docs"])
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def registration_summary(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Scalars for the run summary from reports/registration.json: the gate and the version it produced."""
+    keys = ("passed", "version", "stage", "primary_metric", "value", "registry_path", "previous_production")
+    summary = {f"register/{k}": record.get(k) for k in keys if record.get(k) is not None}
+    if record.get("reasons"):
+        summary["register/reasons"] = "; ".join(map(str, record["reasons"]))
+    return summary
+
+
+# name under plots/ -> (W&B key, x, y, chart title)
+PLOT_CHARTS = {
+    "roc.json": ("evaluate/roc", "fpr", "tpr", "ROC (test)"),
+    "precision_recall.json": ("evaluate/precision_recall", "recall", "precision", "Precision-recall (test)"),
+    "calibration.json": ("evaluate/calibration", "mean_predicted", "fraction_positive", "Calibration (test)"),
+    "residuals.json": ("evaluate/residuals", "predicted", "residual", "Residuals (test)"),
+}
+
+
+def _count(value: object) -> int | None:
+    return len(value) if isinstance(value, list) else value if isinstance(value, int) else None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _plot_payload(wandb: Any, plots_dir: Path) -> dict[str, Any]:
+    """W&B tables and charts from evaluate's plot JSONs (ROC, PR, residuals as lines/scatter; confusion)."""
+    payload: dict[str, Any] = {}
+    for file, (key, x, y, title) in PLOT_CHARTS.items():
+        rows = _read_json(plots_dir / file)
+        if not isinstance(rows, list) or not rows:
+            continue
+        columns = list(rows[0])
+        table = wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
+        if file == "residuals.json":
+            payload[key] = wandb.plot.scatter(table, x, y, title=title)
+        else:
+            stroke = "class" if "class" in columns else None
+            payload[key] = wandb.plot.line(table, x, y, stroke=stroke, title=title)
+    confusion = _read_json(plots_dir / "confusion.json")
+    if isinstance(confusion, list) and confusion:
+        labels = sorted({str(r["actual"]) for r in confusion} | {str(r["predicted"]) for r in confusion})
+        index = {label: i for i, label in enumerate(labels)}
+        payload["evaluate/confusion"] = wandb.plot.confusion_matrix(
+            y_true=[index[str(r["actual"])] for r in confusion],
+            preds=[index[str(r["predicted"])] for r in confusion],
+            class_names=labels,
+            title="Confusion (test)",
+        )
+    return payload
+
+
+def track_stage(params: Params, stage: Literal["evaluate", "register"]) -> None:
+    """Add a stage's reports to the pipeline run's W&B run (resumed by id); never raises, never fails the stage."""
+    try:
+        if tracking_mode(params.tracking) == "disabled":
+            return
+        run_id = resume_run_id(params.train.out_dir / RUN_INFO_FILE)
+        section = params.evaluate if stage == "evaluate" else params.register_
+        config = {stage: section.model_dump(mode="json"), "dataset": params.data.name}
+        run = init_run(params.tracking, run_id, stage, config, group=experiment_group(params.data.name))
+        if run is None:
+            return
+        try:
+            import wandb
+
+            if stage == "evaluate":
+                metrics = _read_json(params.evaluate.metrics) or {}
+                run.summary.update(evaluation_summary(metrics, _read_json(params.validate_.report)))
+                charts = _plot_payload(wandb, params.evaluate.out_dir / "plots")
+                if charts:
+                    run.log(charts)
+            else:
+                run.summary.update(registration_summary(_read_json(params.register_.record) or {}))
+        finally:
+            finish_run(run)
+    except Exception as exc:  # noqa: BLE001 - tracking must never fail the run
+        warnings.warn(f"W&B: the {stage} reports were not tracked ({exc}); they are still on disk", stacklevel=2)
+
+
+# ---- uploading offline runs once ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfflineRun:
+    """One offline run folder: a stage's part of a W&B run (train, evaluate and register each write one)."""
+
+    path: Path
+    run_id: str
+    started: str  # YYYYMMDD_HHMMSS from the folder name
+    synced: bool
+
+
+def find_offline_runs(wandb_dir: Path) -> list[OfflineRun]:
+    """Offline run folders under `<tracking.dir>/wandb`, oldest first; `synced` from wandb's own marker file."""
+    found = []
+    for path in sorted(wandb_dir.glob("offline-run-*")):
+        match = OFFLINE_RUN.match(path.name)
+        logs = sorted(path.glob("*.wandb"))
+        if not match or path.is_symlink() or not logs:
+            continue
+        synced = all(log.with_name(log.name + SYNCED_SUFFIX).exists() for log in logs)
+        found.append(OfflineRun(path, match["run_id"], match["started"], synced))
+    return sorted(found, key=lambda r: (r.started, r.path.name))
+
+
+def plan_sync(runs: Sequence[OfflineRun]) -> dict[str, list[OfflineRun]]:
+    """Pure: run id -> its folders still to upload, in start order; already-uploaded folders are left out."""
+    plan: dict[str, list[OfflineRun]] = {}
+    for run in sorted(runs, key=lambda r: (r.started, r.path.name)):
+        if not run.synced:
+            plan.setdefault(run.run_id, []).append(run)
+    return plan
+
+
+def sync_offline_runs(wandb_dir: Path, *, dry_run: bool, timeout: float, extra_args: Sequence[str] = ()) -> int:
+    """`wandb sync` each run id's pending folders together (uploaded in start order); 0 when all are uploaded."""
+    runs = find_offline_runs(wandb_dir)
+    plan = plan_sync(runs)
+    done = len([r for r in runs if r.synced])
+    print(
+        f"{len(runs)} offline run folder(s) in {wandb_dir}: {done} already uploaded (skipped), {len(runs) - done} to go"
+    )
+    for run_id, pending in plan.items():
+        print(f"  run {run_id}: {', '.join(r.path.name for r in pending)}")
+    if dry_run or not plan:
+        return 0
+    env = {**os.environ, "WANDB_ERROR_REPORTING": os.environ.get("WANDB_ERROR_REPORTING", "false")}
+    failed: list[str] = []
+    for run_id, pending in plan.items():
+        cmd = [sys.executable, "-m", "wandb", "sync", "--yes", *extra_args, *(str(r.path) for r in pending)]
+        status = _run_with_timeout(cmd, env, timeout)
+        uploaded = {r.path for r in find_offline_runs(wandb_dir) if r.synced}
+        if status != 0 or any(r.path not in uploaded for r in pending):
+            failed.append(run_id)
+    if failed:
+        print(
+            f"not uploaded: run(s) {', '.join(failed)} "
+            f"(W&B unreachable, not logged in, or timed out after {timeout:g}s)\n"
+            "  what to do: check `wandb login` and WANDB_BASE_URL, then run this again: uploaded runs are skipped",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"uploaded {len(plan)} run(s)")
+    return 0
+
+
+def _run_with_timeout(cmd: list[str], env: Mapping[str, str], timeout: float) -> int:
+    # wandb retries an unreachable server for minutes; stop it (and its wandb-core child) at the deadline.
+    proc = subprocess.Popen(cmd, env=dict(env), start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        return 124
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tabml.tracking", description="W&B tracking utilities.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sync = commands.add_parser("sync", help="upload offline runs to W&B; folders already uploaded are skipped")
+    sync.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
+    sync.add_argument("--dry-run", action="store_true", help="list what would be uploaded, upload nothing")
+    sync.add_argument("--timeout", type=float, default=600, help="seconds per run before giving up (default 600)")
+    sync.add_argument("--entity", help="W&B entity (team or user) to upload to; default: your default entity")
+    args = parser.parse_args(argv)
+    from tabml.params import ParamsError, load_params
+
+    try:
+        tracking = load_params(args.params).tracking
+    except ParamsError as exc:
+        print(f"[tracking] FAILED: {exc}", file=sys.stderr)
+        return 1
+    extra = ["--entity", args.entity] if args.entity else []
+    return sync_offline_runs(
+        tracking_dir(tracking) / "wandb", dry_run=args.dry_run, timeout=args.timeout, extra_args=extra
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,7 @@
-"""evaluate stage: score the trained network on the test split; metrics, plot data and raw predictions.
+"""evaluate stage: score the trained network on the test split, beside two baselines fitted on the same split.
 
+Writes metrics.json (the model's and each baseline's test metrics), metrics per slice value, plot data for
+`dvc plots show`, the same plots as PNGs (for the model package) and the raw test predictions.
 Binary decisions use the F1-maximising cut on P(positive) chosen on the validation split, never 0.5:
 on imbalanced targets 0.5 is arbitrary, and choosing on test would leak.
 """
@@ -8,25 +10,39 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from tabml import metrics
 from tabml.arrays import SplitArrays, load_split, split_path
+from tabml.baselines import BaselinePrediction, fit_baselines
 from tabml.cli import StageError, stage_main
 from tabml.inference import predict
 from tabml.model import CONFIG_FILE, WEIGHTS_FILE, TabularNet, load_model
 from tabml.params import EvaluateParams, Params
+from tabml.slices import missing_columns, slice_groups, slice_plot_rows, slice_report
+from tabml.tracking import track_stage
 
 STATE_FILE = "preprocess_state.json"
 PREDICTIONS_FILE = "test_predictions.npz"
+SLICES_FILE = "slices.json"
 PLOTS_DIR = "plots"
+FIGURES_DIR = "figures"  # PNGs; register copies them into the model package
 Rows = Sequence[Mapping[str, object]]
-PLOT_FILES = ("roc.json", "precision_recall.json", "confusion.json", "residuals.json")
+PLOT_FILES = (
+    "roc.json",
+    "precision_recall.json",
+    "confusion.json",
+    "calibration.json",
+    "residuals.json",
+    "slices.json",
+)
 
 
 @dataclass(frozen=True)
@@ -47,15 +63,29 @@ class Evaluation:
     threshold: float | None
     plots: dict[str, Rows] = field(default_factory=dict)  # file name under plots/ -> rows
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # arrays of test_predictions.npz
+    labels: list[str] | None = None
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # baseline -> its test metrics
+    slices: dict[str, list[dict[str, object]]] = field(default_factory=dict)  # column -> per-value metrics
 
     def summary(self) -> dict[str, object]:
-        return {"task": self.task, "n_test": self.n_test, "test": self.test, "threshold": self.threshold}
+        return {
+            "task": self.task,
+            "n_test": self.n_test,
+            "test": self.test,
+            "threshold": self.threshold,
+            "baselines": self.baselines,
+        }
 
     def line(self) -> str:
-        """`test auroc=0.8312 pr_auc=... (n=891)`, primary metric first."""
+        """`test auroc=0.8312 pr_auc=... (n=891); baselines auroc: majority=0.5000 linear=0.8290`."""
         primary = metrics.PRIMARY_METRIC[self.task]
         names = [primary] + [name for name in self.test if name != primary]
-        return "test " + " ".join(f"{name}={self.test[name]:.4f}" for name in names) + f" (n={self.n_test})"
+        text = "test " + " ".join(f"{name}={self.test[name]:.4f}" for name in names) + f" (n={self.n_test})"
+        if self.baselines:
+            text += f"; baselines {primary}: " + " ".join(
+                f"{name}={scores[primary]:.4f}" for name, scores in self.baselines.items()
+            )
+        return text
 
 
 @contextmanager
@@ -97,6 +127,7 @@ def evaluate(
     labels = info.labels or []
     roc: Rows
     pr: Rows
+    calibration: Rows
     if info.task == "binary":
         if threshold is None:
             raise ValueError("a binary evaluation needs the decision threshold chosen on val")
@@ -104,11 +135,13 @@ def evaluate(
             scores = metrics.binary_metrics(test_scores, y_test, threshold)
         roc = metrics.roc_rows(test_scores, y_test, p.max_curve_points)
         pr = metrics.pr_rows(test_scores, y_test, p.max_curve_points)
+        calibration = metrics.calibration_rows(test_scores, y_test, p.calibration_bins)
     else:
         threshold = None
         with _scoring("test"):
             scores = metrics.multiclass_metrics(test_scores, y_test)
         roc, pr = metrics.one_vs_rest_rows(test_scores, y_test, labels, p.max_curve_points)
+        calibration = metrics.one_vs_rest_calibration(test_scores, y_test, labels, p.calibration_bins)
     predicted = metrics.predicted_classes(test_scores, threshold)
     return Evaluation(
         info.task,
@@ -119,8 +152,10 @@ def evaluate(
             "roc.json": roc,
             "precision_recall.json": pr,
             "confusion.json": metrics.confusion_rows(y_test, predicted, labels),
+            "calibration.json": calibration,
         },
         predictions={"y_true": y_test, "y_pred": predicted, "y_proba": test_scores},
+        labels=labels,
     )
 
 
@@ -178,26 +213,78 @@ def read_model(model_dir: Path, info: TargetInfo, arrays: SplitArrays) -> Tabula
     return net
 
 
+def score_baselines(
+    info: TargetInfo, predictions: list[BaselinePrediction], y_test: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Pure: each baseline's test metrics, computed exactly as the network's."""
+    with _scoring("test"):
+        return {b.name: metrics.task_metrics(info.task, b.test_scores, y_test, b.threshold) for b in predictions}
+
+
+def with_slices(
+    result: Evaluation, test_scores: np.ndarray, frame: pd.DataFrame, p: EvaluateParams, name: str
+) -> Evaluation:
+    """Pure: the evaluation plus metrics per value of each `evaluate.slices` column, and their bar-chart rows."""
+    columns = p.slice_columns(name)
+    y = result.predictions["y_true"]
+
+    def score(rows: np.ndarray) -> dict[str, float]:
+        return metrics.task_metrics(result.task, test_scores[rows], y[rows], result.threshold)
+
+    report = slice_report(slice_groups(frame, columns, p.min_slice_rows), score)
+    rows = slice_plot_rows(report, metrics.PRIMARY_METRIC[result.task])
+    return replace(result, slices=report, plots={**result.plots, "slices.json": rows})
+
+
+def read_test_frame(params: Params, n_test: int) -> pd.DataFrame:
+    """The raw test rows (for slices), checked against the slice columns and the test split."""
+    from tabml.scoring import frozen_test_frame, preprocess_input
+
+    frame = frozen_test_frame(params)
+    columns = params.evaluate.slice_columns(params.data.name)
+    absent = missing_columns(frame, columns)
+    if absent:
+        raise StageError(
+            f"evaluate.slices.{params.data.name} names columns that are not in the table: {absent}",
+            preprocess_input(params),
+            f"list category columns of the table (it has {list(frame.columns)}) in params.yaml",
+        )
+    if len(frame) != n_test:
+        raise StageError(
+            f"the test split has {n_test} rows but splits.npz points at {len(frame)}",
+            params.preprocess.out_dir,
+            "the processed data is stale: run `dvc repro preprocess`",
+        )
+    return frame
+
+
 def write_outputs(result: Evaluation, p: EvaluateParams) -> list[Path]:
-    """metrics.json, one JSON file per plot (stale ones from another task removed), raw test predictions."""
-    plots_dir = p.out_dir / PLOTS_DIR
+    """metrics.json, slices.json, one JSON file per plot (stale ones from another task removed), PNG
+    figures and raw test predictions."""
+    from tabml.plots import write_figures
+
+    plots_dir, figures_dir = p.out_dir / PLOTS_DIR, p.out_dir / FIGURES_DIR
     plots_dir.mkdir(parents=True, exist_ok=True)
     for name in PLOT_FILES:
         (plots_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(figures_dir, ignore_errors=True)
     written = []
     for name, rows in result.plots.items():
         (plots_dir / name).write_text(json.dumps(rows))
         written.append(plots_dir / name)
+    written += write_figures(result.plots, result.labels, metrics.PRIMARY_METRIC[result.task], figures_dir)
+    slices = p.out_dir / SLICES_FILE
+    slices.write_text(json.dumps(result.slices, indent=2) + "\n")
     predictions = p.out_dir / PREDICTIONS_FILE
     with predictions.open("wb") as fh:
         np.savez(fh, allow_pickle=False, **result.predictions)
     p.metrics.parent.mkdir(parents=True, exist_ok=True)
     p.metrics.write_text(json.dumps(result.summary(), indent=2) + "\n")
-    return [p.metrics, *written, predictions]
+    return [p.metrics, slices, *written, predictions]
 
 
 def run(params: Params) -> list[Path]:
-    processed = params.preprocess.out_dir
+    processed, p = params.preprocess.out_dir, params.evaluate
     info = read_target_info(processed)
     if info.task != params.data.task:
         raise StageError(
@@ -205,15 +292,20 @@ def run(params: Params) -> list[Path]:
             processed / STATE_FILE,
             "run `dvc repro` so preprocess and train follow params.yaml",
         )
-    test = read_split(processed, "test")
+    train, val, test = (read_split(processed, split) for split in ("train", "val", "test"))
     net = read_model(params.train.out_dir, info, test)
     threshold = None
     if info.task == "binary":
-        val = read_split(processed, "val")
         threshold = decision_threshold(predict(net, val, info.task), val.y)
     test_scores = predict(net, test, info.task, info.target_mean, info.target_std)
-    result = evaluate(info, test_scores, test.y, threshold, params.evaluate)
-    written = write_outputs(result, params.evaluate)
+    result = evaluate(info, test_scores, test.y, threshold, p)
+    n_classes = len(info.labels or [])
+    baselines = fit_baselines(train, val, test, info.task, n_classes, p.linear_baseline_l2)
+    result = replace(result, baselines=score_baselines(info, baselines, test.y))
+    if p.slice_columns(params.data.name):
+        result = with_slices(result, test_scores, read_test_frame(params, len(test)), p, params.data.name)
+    written = write_outputs(result, p)
+    track_stage(params, "evaluate")  # metrics and charts into the pipeline's W&B run; never fails the stage
     print(result.line(), flush=True)
     return written
 

@@ -95,7 +95,7 @@ def preprocess_frame(
 
 def run(params: Params) -> list[Path]:
     data, p = params.data, params.preprocess
-    frame = pd.read_parquet(params.ingest.snapshot)
+    frame = pd.read_parquet(params.validate_.accepted_snapshot)  # what validate accepted
     arrays, state, positions, report = preprocess_frame(frame, data, p)
     p.out_dir.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:

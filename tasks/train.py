@@ -1,34 +1,31 @@
 """train: processed arrays -> Lightning fit -> safetensors weights, history and run info.
 
-Runs in its own process (dvc.yaml calls `python -m tasks.train`), which is what lets Lightning's DDP
-launcher re-execute this entry point once per rank.
+Runs in its own process (dvc.yaml calls `python -m tasks.train`), which is what lets Lightning's DDP launcher,
+torchrun and SLURM's srun run this entry point once per rank. Every rank builds the same Trainer; rank 0 alone
+tracks (one W&B run) and writes. A killed or preempted run resumes on the next run of the stage (tabml/resume.py).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tabml.cli import stage_main
+from tabml.cli import StageError, stage_main
 from tabml.params import Params, TrainParams
 from tabml.preprocessing import PreprocessState, load_state
 
+if TYPE_CHECKING:
+    import lightning as L
+
+    from tabml.system import TabularSystem
+
 HISTORY_FILE = "history.csv"
 RUN_INFO_FILE = "run_info.json"
-
-
-def global_rank() -> int:
-    """This process's rank before Lightning starts: torchrun sets RANK; Lightning's launcher sets LOCAL_RANK."""
-    if "RANK" in os.environ:
-        return int(os.environ["RANK"])
-    return int(os.environ.get("NODE_RANK", 0)) * 1000 + int(os.environ.get("LOCAL_RANK", 0))
 
 
 def class_weights(state: PreprocessState, y_train: Any, enabled: bool) -> list[float] | None:
@@ -56,6 +53,71 @@ def net_config(state: PreprocessState, p: TrainParams) -> dict[str, object]:
     }
 
 
+def build_system(state: PreprocessState, p: TrainParams, y_train: Any) -> TabularSystem:
+    from tabml.system import TabularSystem
+
+    return TabularSystem(
+        net_config(state, p),
+        state.task,
+        lr=p.lr,
+        weight_decay=p.weight_decay,
+        target_mean=state.target_mean,
+        target_std=state.target_std,
+        class_weights=class_weights(state, y_train, p.class_weighting),
+        lr_patience=max(1, p.patience // 2),
+    )
+
+
+def build_callbacks(p: TrainParams, resuming: bool) -> dict[str, L.Callback]:
+    """Early stopping, best + last checkpoints (every epoch, optionally every N steps), curves, resume support."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from tabml.history import EpochHistory
+    from tabml.resume import LAST_CHECKPOINT, CrashSafety
+
+    callbacks: dict[str, L.Callback] = {
+        "early_stopping": EarlyStopping("val_loss", patience=p.patience),
+        "best": ModelCheckpoint(dirpath=p.checkpoint_dir, filename="best", monitor="val_loss", save_last=True),
+        "history": EpochHistory(),
+        "crash_safety": CrashSafety(p.checkpoint_dir / LAST_CHECKPOINT, resuming, p.checkpoint_every_n_steps),
+    }
+    return callbacks
+
+
+def build_trainer(p: TrainParams, callbacks: list[L.Callback], **overrides: Any) -> L.Trainer:
+    import lightning as L
+
+    from tabml.distributed import trainer_arguments
+
+    arguments: dict[str, Any] = {
+        **trainer_arguments(p),
+        "max_epochs": p.max_epochs,
+        "deterministic": p.deterministic,
+        "logger": False,  # rank 0 attaches the W&B logger once it knows it is rank 0
+        "callbacks": callbacks,
+        "enable_model_summary": False,
+        "enable_progress_bar": False,  # one line per epoch instead (EpochHistory)
+        "num_sanity_val_steps": 0,
+        "default_root_dir": p.checkpoint_dir,
+        **overrides,
+    }
+    return L.Trainer(**arguments)
+
+
+def quiet_lightning() -> None:
+    """Keep the stage log to our lines: Lightning's banner and the warnings this setup triggers on purpose."""
+    import logging
+    import warnings
+
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    for message in (
+        r"Checkpoint directory .* exists and is not empty",  # run.json lives beside the checkpoints
+        r"The number of training batches .* is smaller than the logging interval",  # nothing is logged per step
+        r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # inside Lightning 2.6 with torch 2.13
+    ):
+        warnings.filterwarnings("ignore", message=message)
+
+
 def write_history(rows: list[dict[str, float | int]], path: Path) -> None:
     columns = sorted({k for row in rows for k in row}, key=lambda k: (k != "epoch", k))
     with path.open("w", newline="") as fh:
@@ -67,76 +129,76 @@ def write_history(rows: list[dict[str, float | int]], path: Path) -> None:
 def run(params: Params) -> list[Path]:
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from tabml.datamodule import TabularDataModule, effective_batch_size
-    from tabml.history import EpochHistory
+    from tabml.datamodule import TabularDataModule, global_batch_size, load_tables
+    from tabml.distributed import resolve_precision
     from tabml.model import save_model
-    from tabml.system import TabularSystem
+    from tabml.resume import (
+        Preempted,
+        ResumeMismatch,
+        finish_checkpoint_dir,
+        fingerprint,
+        plan_resume,
+        prepare_checkpoint_dir,
+    )
     from tabml.tracking import finish_run, init_run, new_run_id
 
     p, processed = params.train, params.preprocess.out_dir
     start = time.perf_counter()
+    quiet_lightning()
     L.seed_everything(p.seed, workers=True, verbose=False)
     state = load_state(processed)
-    data = TabularDataModule(processed, batch_size=p.batch_size)
-    data.setup("fit")
-    data.batch_size = effective_batch_size(len(data.tables["train"]), p.batch_size, p.min_steps_per_epoch)
-    system = TabularSystem(
-        net_config(state, p),
-        state.task,
-        lr=p.lr,
-        weight_decay=p.weight_decay,
-        target_mean=state.target_mean,
-        target_std=state.target_std,
-        class_weights=class_weights(state, data.tables["train"].y.numpy(), p.class_weighting),
-        lr_patience=max(1, p.patience // 2),
-    )
-    is_rank_zero = global_rank() == 0
-    run_id = new_run_id()
-    wandb_run = None
-    if is_rank_zero:
-        shutil.rmtree(p.checkpoint_dir, ignore_errors=True)
-        config = {"train": p.model_dump(mode="json"), "task": state.task, "dataset": params.data.name}
-        wandb_run = init_run(params.tracking, run_id, "train", config)
-    logger: Any = False
-    if wandb_run is not None:
-        from lightning.pytorch.loggers import WandbLogger
+    tables = load_tables(processed)
+    run_fingerprint = fingerprint(processed, p)
+    plan = plan_resume(p.checkpoint_dir, run_fingerprint, p.resume, new_run_id)
+    callbacks = build_callbacks(p, plan.resuming)
+    trainer = build_trainer(p, list(callbacks.values()))
+    batch_size = global_batch_size(len(tables["train"]), p.batch_size, p.min_steps_per_epoch, trainer.world_size)
+    data = TabularDataModule(tables, batch_size, p.eval_batch_size, p.seed, p.steps_per_execution)
+    system = build_system(state, p, tables["train"].y.numpy())
 
-        logger = WandbLogger(experiment=wandb_run)
-    history = EpochHistory()
-    checkpoint = ModelCheckpoint(dirpath=p.checkpoint_dir, filename="best", monitor="val_loss", save_last=True)
-    trainer = L.Trainer(
-        accelerator=p.accelerator,
-        devices=p.devices,
-        num_nodes=p.num_nodes,
-        strategy=p.strategy,
-        precision=p.precision,
-        max_epochs=p.max_epochs,
-        deterministic=p.deterministic,
-        logger=logger,
-        callbacks=[EarlyStopping("val_loss", patience=p.patience), checkpoint, history],
-        enable_model_summary=False,
-        log_every_n_steps=10,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(system, datamodule=data)
+    wandb_run = None
+    if trainer.is_global_zero:
+        prepare_checkpoint_dir(p.checkpoint_dir, plan, run_fingerprint)
+        print(f"[train] {plan.reason}", flush=True)
+        config = {"train": p.model_dump(mode="json"), "task": state.task, "dataset": params.data.name}
+        wandb_run = init_run(params.tracking, plan.run_id, "train", config)
+        if wandb_run is not None:
+            from lightning.pytorch.loggers import WandbLogger
+
+            trainer.loggers = [WandbLogger(experiment=wandb_run)]
+    try:
+        trainer.fit(system, datamodule=data, ckpt_path=plan.checkpoint, weights_only=True)
+    except Preempted as exc:
+        if wandb_run is not None:
+            wandb_run.mark_preempting()
+        finish_run(wandb_run)
+        raise StageError(str(exc), "train", "run the stage again (`dvc repro`, the flow, a requeue): it resumes") from exc
+    except ResumeMismatch as exc:
+        raise StageError(str(exc), p.checkpoint_dir, "put train.checkpoint_dir on a shared filesystem") from exc
     if not trainer.is_global_zero:
         return []
-    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+
+    checkpoint, history = callbacks["best"], callbacks["history"]
+    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)  # type: ignore[attr-defined]
     system.load_state_dict(best["state_dict"])
     p.out_dir.mkdir(parents=True, exist_ok=True)
     save_model(system.net.cpu(), p.out_dir)
-    write_history(history.rows, p.out_dir / HISTORY_FILE)
+    write_history(history.rows, p.out_dir / HISTORY_FILE)  # type: ignore[attr-defined]
     seconds = time.perf_counter() - start
     info = {
-        "wandb_run_id": run_id if wandb_run is not None else None,
+        "wandb_run_id": plan.run_id if wandb_run is not None else None,
         "seed": p.seed,
         "epochs": trainer.current_epoch,
-        "best_val_loss": float(checkpoint.best_model_score or 0),
-        "train_rows": len(data.tables["train"]),
-        "batch_size": data.batch_size,
+        "best_val_loss": float(checkpoint.best_model_score or 0),  # type: ignore[attr-defined]
+        "train_rows": len(tables["train"]),
+        "val_rows_evaluated": system.last_val_rows,
+        "batch_size": batch_size,
         "world_size": trainer.world_size,
+        "device": trainer.strategy.root_device.type,
+        "precision": resolve_precision(p.precision, p.accelerator),
+        "fingerprint": run_fingerprint,
+        "resumed_from": callbacks["crash_safety"].start if plan.resuming else None,  # type: ignore[attr-defined]
         "seconds": round(seconds, 2),
     }
     (p.out_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
@@ -145,8 +207,10 @@ def run(params: Params) -> list[Path]:
 
         log_model_artifact(wandb_run, p.out_dir, params.data.name)
     finish_run(wandb_run)
+    finish_checkpoint_dir(p.checkpoint_dir)
     print(
-        f"[train] {info['epochs']} epochs in {seconds:.1f}s, best val_loss={info['best_val_loss']:.4f} -> {p.out_dir}"
+        f"[train] {info['epochs']} epochs in {seconds:.1f}s on {trainer.world_size} x {info['device']} "
+        f"({info['precision']}), best val_loss={info['best_val_loss']:.4f} -> {p.out_dir}"
     )
     return [p.out_dir]
 

@@ -16,6 +16,8 @@ from tabml.workspace import copy_pipeline, init_repo
 
 PROJECT = Path(__file__).resolve().parents[1]
 FAST_TRAIN = {"max_epochs": 4, "patience": 2, "hidden_sizes": [32, 16], "batch_size": 128}
+# A 4-epoch network need not beat a logistic regression; it must still beat the majority class.
+FAST_BASELINES = {"majority": 0.0}
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -29,8 +31,11 @@ def quiet_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
             "DO_NOT_TRACK": "1",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "GX_ANALYTICS_ENABLED": "false",
+        # a loaded 2-core CI machine can take longer than Prefect's 20 s default to start a temporary server
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
             "WANDB_MODE": "offline",
             "WANDB_SILENT": "true",
+        "WANDB_ERROR_REPORTING": "false",
             "DVC_SITE_CACHE_DIR": str(state / "dvc-site-cache"),
             "PREFECT_HOME": str(state / "prefect"),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -71,7 +76,7 @@ def make_workspace(root: Path, fast: bool = True) -> Path:
     """A fresh git + DVC repo holding the pipeline code, params and example data, with a local remote."""
     copy_pipeline(PROJECT, root)
     if fast:
-        edit_params(root, train=FAST_TRAIN)
+        edit_params(root, train=FAST_TRAIN, register={"baselines": FAST_BASELINES})
     return init_repo(root, root.parent / f"{root.name}-remote")
 
 

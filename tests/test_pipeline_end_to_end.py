@@ -141,4 +141,5 @@ def test_switching_tables_keeps_each_reference_and_model_line(tmp_path: Path) ->
     churn_index = json.loads((root / "registry/churn/index.json").read_text())
     credit_index = json.loads((root / "registry/credit/index.json").read_text())
     assert [v["stage"] for v in churn_index["versions"]] == ["production"]
-    assert [v["stage"] for v in credit_index["versions"]] == ["archived", "production"]
+    # the same credit model again: registered, not better than production, so staged (docs/registry.md)
+    assert [v["stage"] for v in credit_index["versions"]] == ["production", "staging"]

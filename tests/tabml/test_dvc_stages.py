@@ -14,10 +14,16 @@ import yaml
 
 from tabml.dvc_stages import (
     PipelineDefinitionError,
+    PipelinePlan,
     StageFailedError,
+    apply_param_overrides,
+    is_retryable,
+    override_for,
+    plan_pipeline,
     reproduce_stage,
     stage_order,
 )
+from tabml.params import ParamsError
 
 TELEMETRY_OFF = {"DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
@@ -218,3 +224,112 @@ def test_ctrl_c_in_the_command_interrupts_instead_of_failing_so_it_is_not_retrie
 def test_unknown_stage_is_an_error_naming_it(toy: Path) -> None:
     with pytest.raises(StageFailedError, match=r"stage 'fourth' failed"):
         reproduce_stage(toy, "fourth")
+
+
+# --- planning with status: what the flow skips without starting a task --------------------------------
+
+
+def test_plan_marks_everything_up_to_date_after_a_run_and_nothing_when_forced(toy: Path) -> None:
+    assert plan_pipeline(toy) == PipelinePlan(TOY_ORDER, frozenset())  # nothing ran yet
+    reproduce_all(toy)
+    assert plan_pipeline(toy) == PipelinePlan(TOY_ORDER, frozenset(TOY_ORDER))
+    assert plan_pipeline(toy, force=True) == PipelinePlan(TOY_ORDER, frozenset())
+
+
+def test_plan_runs_a_changed_stage_and_everything_downstream_of_it(toy: Path) -> None:
+    reproduce_all(toy)
+    (toy / "extra.txt").write_text("extra, edited\n")  # a dep of second only; third is unchanged *so far*
+    assert plan_pipeline(toy).up_to_date == {"first"}
+
+
+def test_plan_agrees_with_what_dvc_then_does(toy: Path) -> None:
+    reproduce_all(toy)
+    (toy / "extra.txt").write_text("extra, edited\n")
+    plan = plan_pipeline(toy)
+    done = reproduce_all(toy)
+    assert {name for name, status in done.items() if status == "skipped"} == plan.up_to_date
+
+
+# --- which failures a retry can fix --------------------------------------------------------------------
+
+
+def failing(toy: Path, script: str) -> StageFailedError:
+    write_dvc_yaml(toy, dict(TOY_STAGES, first=dict(TOY_STAGES["first"], cmd="python fail.py")))
+    (toy / "fail.py").write_text(script)
+    with pytest.raises(StageFailedError) as caught:
+        reproduce_stage(toy, "first")
+    return caught.value
+
+
+def test_a_reported_data_error_is_not_retryable_however_long_the_output_after_it(toy: Path) -> None:
+    script = (
+        "import sys\n"
+        "print('[first] FAILED: raw.txt: 3 rows have no target', file=sys.stderr)\n"
+        "print('\\n'.join(f'  row {i}: missing' for i in range(500)), file=sys.stderr)\n"
+        "sys.exit(1)\n"
+    )
+    exc = failing(toy, script)
+    assert "[first] FAILED" not in exc.stderr_tail  # scrolled out of the kept tail, still recognised
+    assert not exc.retryable and not is_retryable("first", exc)
+
+
+def test_a_crash_is_retryable(toy: Path) -> None:
+    exc = failing(toy, "raise MemoryError('out of memory')\n")  # an unexpected exception: exit 1, no FAILED line
+    assert exc.retryable and is_retryable("first", exc) and "MemoryError" in exc.stderr_tail
+    killed = failing(toy, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n")
+    assert killed.retryable
+
+
+def test_retry_policy_for_other_failures() -> None:
+    crash = StageFailedError("validate", "exited with 3", retryable=True)
+    assert not is_retryable("validate", crash)  # validation is never retried, whatever happened
+    assert is_retryable("train", TimeoutError("timed out"))
+    assert not is_retryable("train", PipelineDefinitionError("bad dvc.yaml"))
+    assert not is_retryable("train", KeyboardInterrupt())
+    assert not is_retryable("first", StageFailedError("first", "missing data 'raw.txt'"))  # DVC refused the stage
+
+
+# --- parameter overrides, as `dvc exp run -S` -----------------------------------------------------------
+
+
+@pytest.fixture
+def project_params(tmp_path: Path) -> Path:
+    shutil.copy(Path(__file__).resolve().parents[2] / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
+
+
+def test_overrides_are_written_into_params_yaml_keeping_its_comments(project_params: Path) -> None:
+    path = project_params / "data, v2.csv"
+    apply_param_overrides(
+        project_params, ["train.lr=0.003", "train.hidden_sizes=[256,128]", override_for("data.path", str(path))]
+    )
+    text = (project_params / "params.yaml").read_text()
+    params = yaml.safe_load(text)
+    assert params["train"]["lr"] == 0.003 and params["train"]["hidden_sizes"] == [256, 128]
+    assert params["data"]["path"] == str(path)
+    assert "# CSV or Parquet landing-zone table" in text
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.learning_rate=0.1", r"not valid `dvc exp run -S` overrides.*train\.learning_rate"),
+        ("train.lr=-1", r"train\.lr: Input should be greater than 0"),
+        ("train.lr==", r"not valid `dvc exp run -S` overrides"),
+        ("data.path=s3://user:hunter2@bucket/t.csv", "looks like a secret"),
+        ("+tracking.api_key=abc", "looks like a secret"),
+    ],
+)
+def test_bad_overrides_are_refused_and_params_yaml_is_left_as_it_was(
+    project_params: Path, override: str, message: str
+) -> None:
+    before = (project_params / "params.yaml").read_text()
+    with pytest.raises(ParamsError, match=message):
+        apply_param_overrides(project_params, ["train.dropout=0.2", override])
+    assert (project_params / "params.yaml").read_text() == before
+
+
+@pytest.mark.parametrize("value", ["data/x.csv", "a,b=c [1].csv", "it's.csv", "C:\\data\\t.csv", "ends-with\\"])
+def test_override_for_quotes_any_path(project_params: Path, value: str) -> None:
+    apply_param_overrides(project_params, [override_for("data.path", value)])
+    assert yaml.safe_load((project_params / "params.yaml").read_text())["data"]["path"] == value

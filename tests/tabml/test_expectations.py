@@ -2,105 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from tabml.expectations import (
-    Reference,
-    build_expectations,
-    column_kind,
-    derive_reference,
-    label,
-    problems,
-    validate_frame,
-)
-from tabml.params import DataParams, ValidateParams
-
-LIMITS = ValidateParams(
-    report=Path("reports/validation.json"),
-    reference_dir=Path("references"),
-    min_rows=4,
-    max_null_fraction_margin=0.1,
-    range_margin=0.5,
-    max_categories_checked=3,
-)
-
-
-def data_params(**overrides: object) -> DataParams:
-    values = {"name": "toy", "path": "toy.csv", "target": "y", "task": "binary", "positive_class": "1"}
-    return DataParams.model_validate(values | overrides)
-
-
-def toy() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "id": [1, 2, 3, 4, 5, 6],
-            "age": [10, 20, 15, 12, 18, 11],
-            "income": [1.0, None, 3.0, 2.0, 2.5, 1.5],
-            "city": ["a", "b", "a", "c", "b", "a"],
-            "note": ["p", "q", "r", "s", "t", "u"],
-            "y": [0, 1, 0, 1, 0, 0],
-        }
-    )
+from tabml.drift import ColumnDrift
+from tabml.expectations import Reference, build_expectations, drift_checks, problems, validate_frame
+from tabml.params import DataParams
+from tabml.reference import derive_reference
+from tests.tabml.test_reference import LIMITS, data_params, toy
 
 
 def failures(df: pd.DataFrame, ref: Reference, data: DataParams, **kw: object) -> list[str]:
-    return problems(validate_frame(df, ref, data, LIMITS, **kw), "error")  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("series", "kind"),
-    [
-        (pd.Series([1, 2]), "integer"),
-        (pd.Series([1.5, None]), "numeric"),
-        (pd.Series([True, False]), "boolean"),
-        (pd.Series([True, None], dtype=object), "boolean"),
-        (pd.Series(["a", None]), "string"),
-        (pd.Series(["a", "b"], dtype=object), "string"),
-        (pd.Series(pd.to_datetime(["2024-01-01", None], utc=True)), "datetime"),
-    ],
-)
-def test_column_kind(series: pd.Series, kind: str) -> None:
-    assert column_kind(series) == kind
-
-
-def test_label_compares_file_values_as_text() -> None:
-    assert [label(v) for v in (1, 1.0, True, "yes")] == ["1", "1", "True", "yes"]
-
-
-def test_derive_reference_widens_ranges_and_caps_categories() -> None:
-    data = data_params(id_column="id", drop_columns=["note"])
-    ref = derive_reference(toy(), data, LIMITS, snapshot="snap.parquet")
-    cols = ref.columns
-    assert "note" not in cols
-    assert (cols["age"].kind, cols["age"].min, cols["age"].max) == ("integer", 5, 25)  # 10..20 ± 0.5 × 10
-    assert cols["income"].kind == "numeric"
-    assert cols["income"].max_null_fraction == pytest.approx(1 / 6 + 0.1, abs=1e-6)
-    assert cols["city"].allowed_values == ["a", "b", "c"]
-    assert cols["id"].min is None and cols["id"].max is None  # new ids are not out of range
-    assert cols["y"].min is None and ref.target.classes == [0, 1]
-    assert ref.row_count.min == LIMITS.min_rows and ref.id_column == "id"
-
-
-def test_derive_reference_regression_target_and_many_categories() -> None:
-    df = toy().assign(city=list("abcdef"))
-    ref = derive_reference(df, data_params(task="regression", positive_class=None), LIMITS, snapshot="s")
-    assert ref.columns["city"].allowed_values is None  # 6 distinct > max_categories_checked
-    assert ref.target.classes is None
-    assert ref.columns["y"].min is not None
-
-
-def test_reference_json_round_trip_keeps_label_types() -> None:
-    df = toy().assign(y=[True, False] * 3)
-    ref = derive_reference(df, data_params(positive_class="True"), LIMITS, snapshot="s")
-    text = json.dumps(ref.to_json_dict(), indent=2)
-    assert "allowed_values" not in json.loads(text)["columns"]["age"]  # keys that do not apply are left out
-    again = Reference.model_validate_json(text)
-    assert again == ref and again.target.classes == [False, True]
+    return validate_frame(df, ref, data, LIMITS, **kw).problems("error")  # type: ignore[arg-type]
 
 
 def test_build_expectations_skips_missing_and_mistyped_columns() -> None:
@@ -109,8 +23,15 @@ def test_build_expectations_skips_missing_and_mistyped_columns() -> None:
     every = build_expectations(ref, skip=set(), min_rows=10)
     kinds = [type(e).__name__ for e in every]
     assert kinds[:2] == ["ExpectTableColumnsToMatchSet", "ExpectTableRowCountToBeBetween"]
-    per_column = {"ExpectColumnValuesToBeBetween", "ExpectColumnValuesToBeInSet", "ExpectColumnValuesToBeUnique"}
-    assert per_column <= set(kinds)
+    per_column = {  # aggregate expectations only: GX copies the whole table for each per-value one
+        "ExpectColumnValuesToNotBeNull",
+        "ExpectColumnMinToBeBetween",
+        "ExpectColumnMaxToBeBetween",
+        "ExpectColumnDistinctValuesToBeInSet",
+        "ExpectColumnProportionOfUniqueValuesToBeBetween",
+    }
+    assert set(kinds[2:]) == per_column
+    assert kinds.count("ExpectColumnMinToBeBetween") == kinds.count("ExpectColumnMaxToBeBetween") == 2  # age, income
     assert every[1].configuration.kwargs["min_value"] == 10  # params.min_rows wins over a laxer reference
     fewer = build_expectations(ref, skip={"age", "id"}, min_rows=1)
     assert all(getattr(e, "column", None) not in {"age", "id"} for e in fewer)
@@ -119,9 +40,13 @@ def test_build_expectations_skips_missing_and_mistyped_columns() -> None:
 def test_same_frame_passes_and_new_column_only_warns() -> None:
     data = data_params(id_column="id")
     ref = derive_reference(toy(), data, LIMITS, snapshot="s")
-    checks = validate_frame(toy().assign(extra=1), ref, data, LIMITS)
-    assert problems(checks, "error") == []
-    assert problems(checks, "warning") == ["column 'extra' is not in the reference (a new column); it is not checked"]
+    result = validate_frame(toy().assign(extra=1), ref, data, LIMITS)
+    assert problems(result.checks, "error") == []
+    assert result.problems("warning") == ["column 'extra' is not in the reference (a new column); it is not checked"]
+    assert {c.name for c in result.checks} >= {"columns_present", "row_count", "not_null", "range", "unique_id"}
+    assert {d.column: d.psi for d in result.drift} == dict.fromkeys(
+        ["age", "income", "city", "note", "y"]
+    )  # too few rows
 
 
 def test_integers_loaded_as_floats_are_still_integers() -> None:
@@ -139,6 +64,7 @@ def test_value_failures_name_column_and_examples() -> None:
     bad = toy().assign(id=[1, 1, 3, 4, 5, 6], age=[10, 99, 15, 12, 18, 11], city=["a", "z", "a", "c", "b", "a"])
     errors = " | ".join(failures(bad, ref, data))
     assert "column 'age': 1 value(s) outside [5, 25], e.g. [99]" in errors
+    assert errors.count("column 'age'") == 1  # min and max expectations: one `range` check
     assert "column 'city': 1 row(s) with unseen categories, e.g. 'z'" in errors
     assert "column 'id': 2 row(s) with duplicate ids, e.g. '1'" in errors
 
@@ -176,3 +102,69 @@ def test_missing_column_and_too_few_rows() -> None:
     errors = failures(toy().head(3).rename(columns={"city": "town"}), ref, data)
     assert any("missing column(s) 'city'" in e and "'town'" in e for e in errors)
     assert "3 rows, expected at least 4 and at most any" in errors
+
+
+def shifted(n: int = 2000, shift: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "amount": rng.normal(100 + shift, 10, n),
+            "city": rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]),
+            "y": rng.integers(0, 2, n),
+        }
+    )
+
+
+DRIFT = LIMITS.model_copy(update={"drift": LIMITS.drift.model_copy(update={"min_rows": 500})})
+
+
+def test_a_fresh_sample_is_stable_and_a_shift_blocks_naming_the_column() -> None:
+    data = data_params()
+    ref = derive_reference(shifted(), data, DRIFT, snapshot="s")
+    stable = validate_frame(shifted(seed=1), ref, data, DRIFT)
+    assert stable.problems("error") == [] and all(d.psi is not None and d.psi < 0.05 for d in stable.drift)
+    moved = validate_frame(shifted(shift=10, seed=1), ref, data, DRIFT)  # one standard deviation
+    [error] = moved.problems("error")
+    assert error.startswith("column 'amount': distribution shifted, PSI ") and "> 0.25" in error
+    [amount] = [d for d in moved.drift if d.column == "amount"]
+    assert amount.drifted and amount.psi is not None and amount.psi > 0.25
+
+
+def test_drift_warns_or_is_ignored_per_params() -> None:
+    data = data_params()
+    ref = derive_reference(shifted(), data, DRIFT, snapshot="s")
+    moved = shifted(shift=10, seed=1)
+    warn = DRIFT.model_copy(update={"drift": DRIFT.drift.model_copy(update={"action": "warn"})})
+    result = validate_frame(moved, ref, data, warn)
+    assert result.problems("error") == [] and "column 'amount': distribution shifted" in result.problems("warning")[0]
+    ignore = DRIFT.model_copy(update={"drift": DRIFT.drift.model_copy(update={"columns": {"amount": "ignore"}})})
+    result = validate_frame(moved, ref, data, ignore)
+    assert result.problems("error") == result.problems("warning") == []
+    assert [d.note for d in result.drift if d.column == "amount"] == ["ignored (validate.drift.columns)"]
+
+
+def test_drift_checks_turn_assessed_columns_into_checks() -> None:
+    common = {"threshold": 0.25, "bins": ["a", "b"], "reference": [0.5, 0.5]}
+    drift = [
+        ColumnDrift("x", 0.4, action="block", drifted=True, current=[0.9, 0.1], **common),  # type: ignore[arg-type]
+        ColumnDrift("y", 0.4, action="warn", drifted=True, current=[0.1, 0.9], **common),  # type: ignore[arg-type]
+        ColumnDrift("z", 0.01, action="block", drifted=False, current=[0.5, 0.5], **common),  # type: ignore[arg-type]
+        ColumnDrift("w", None, action="block", drifted=False, current=[0.5, 0.5], note="few", **common),  # type: ignore[arg-type]
+    ]
+    checks = drift_checks(drift)
+    assert [(c.column, c.severity, c.success) for c in checks] == [
+        ("x", "error", False),
+        ("y", "warning", False),
+        ("z", "error", True),
+    ]
+    assert "bin 'a' moved most: 50.0% of values in the reference, 90.0% now" in checks[0].message
+
+
+def test_range_fails_on_either_side_and_ignores_nulls() -> None:
+    data = data_params()
+    ref = derive_reference(toy(), data, LIMITS, snapshot="s")
+    both = failures(toy().assign(age=[-50, 20, 15, 12, 18, 99]), ref, data)
+    assert both == ["column 'age': 2 value(s) outside [5, 25], e.g. [-50, 99]"]
+    empty = validate_frame(toy().assign(income=[np.nan] * 6), ref, data, LIMITS)
+    assert empty.problems("error") == ["column 'income': 100.0% nulls (6 rows), the reference allows at most 26.7%"]
+    assert not [c for c in empty.checks if c.column == "income" and c.name == "range"]  # nothing to compare

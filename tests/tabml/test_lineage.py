@@ -1,3 +1,4 @@
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -163,3 +164,44 @@ def test_library_versions_come_from_metadata_without_importing(monkeypatch: pyte
     versions = library_versions()
     assert set(versions) >= {"torch", "lightning", "scikit-learn", "dvc", "prefect", "wandb", "great_expectations"}
     assert "wandb" not in sys.modules
+
+
+def test_the_data_profile_hashes_schema_and_statistics_not_file_bytes(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from tabml.lineage import data_profile, table_profile
+
+    frame = pd.DataFrame({"age": [30, 40, None], "home": ["rent", "own", "rent"], "flag": [True, False, True]})
+    profile = table_profile(frame)
+    assert profile["rows"] == 3
+    age, home, flag = profile["columns"]  # type: ignore[misc]
+    assert age == {"name": "age", "dtype": "float64", "nulls": 1, "distinct": 2, "min": 30.0, "mean": 35.0, "max": 40.0}
+    assert home == {"name": "home", "dtype": str(frame["home"].dtype), "nulls": 0, "distinct": 2}
+    assert "mean" not in flag
+
+    expectations = tmp_path / "expectations.json"
+    expectations.write_text('{"expectations": []}')
+    first = data_profile(Path("t.parquet"), frame, expectations)
+    assert first["reference_expectations"]["sha256"] == hashlib.sha256(b'{"expectations": []}').hexdigest()  # type: ignore[index]
+    assert first == data_profile(Path("t.parquet"), frame.copy(), expectations)  # same data, same hashes
+    changed = frame.assign(age=[30, 41, None])
+    assert data_profile(Path("t.parquet"), changed, expectations)["snapshot"] != first["snapshot"]
+    assert data_profile(Path("t.parquet"), frame, tmp_path / "absent.json")["reference_expectations"] is None
+
+
+def test_build_lineage_records_the_data_profile(params: Params) -> None:
+    common = {
+        "name": "credit",
+        "version": 1,
+        "created_at": "t",
+        "git": {},
+        "dvc_lock": None,
+        "params": {},
+        "libraries": {},
+        "run_info": {},
+        "flow_run_id": None,
+        "hostname": "h",
+    }
+    profile = {"snapshot": {"path": "data/snapshot/accepted.parquet", "rows": 3, "profile_sha256": "ab"}}
+    assert build_lineage(**common, profile=profile)["data_profile"] == profile  # type: ignore[arg-type]
+    assert build_lineage(**common)["data_profile"] is None  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tabml import registry
+from tabml import registry, registry_cli
 from tabml.registry import (
     RegistryError,
     RegistryIndex,
@@ -19,6 +19,7 @@ from tabml.registry import (
     publish,
     read_index,
     rollback_target,
+    stage_moves,
 )
 
 NAME = "credit"
@@ -32,11 +33,11 @@ def sources(root: Path) -> dict[str, Path]:
     return {name: root / name for name in SOURCES}
 
 
-def register(reg: Path, src: Path, auroc: float = 0.8, timeout: float = 30) -> int:
+def register(reg: Path, src: Path, auroc: float = 0.8, timeout: float = 30, stage: str = "production") -> int:
     def documents(version: int) -> dict[str, object]:
         return {"lineage.json": {"model": {"name": NAME, "version": version}}}
 
-    entry, _ = publish(reg, NAME, sources(src), documents, {"auroc": auroc}, stage="production", lock_timeout=timeout)
+    entry, _, _ = publish(reg, NAME, sources(src), documents, {"auroc": auroc}, stage=stage, lock_timeout=timeout)  # type: ignore[arg-type]
     return entry.version
 
 
@@ -44,10 +45,11 @@ def test_publish_writes_a_complete_package_and_moves_production(tmp_path: Path) 
     reg = tmp_path / "registry"
     assert register(reg, tmp_path / "src", 0.7) == 1
     files = sources(tmp_path / "src")
-    entry, previous = publish(
+    entry, before, after = publish(
         reg, NAME, files, lambda v: {"lineage.json": {"v": v}}, {"auroc": 0.8}, stage="production", lock_timeout=5
     )
-    assert (entry.version, entry.stage, previous) == (2, "production", 1)
+    assert (entry.version, entry.stage, registry.production_version(before)) == (2, "production", 1)
+    assert stage_moves(before, after) == [(1, "production", "archived"), (2, None, "production")]
 
     index = json.loads((reg / NAME / "index.json").read_text())
     assert [(v["version"], v["stage"]) for v in index["versions"]] == [(1, "archived"), (2, "production")]
@@ -206,7 +208,7 @@ def test_rollback_walks_back_through_previous_production_versions() -> None:
 
 
 def cli(*args: str, reg: Path) -> int:
-    return registry.main(["--params", "absent.yaml", "--registry-dir", str(reg), "--name", NAME, *args])
+    return registry_cli.main(["--params", "absent.yaml", "--registry-dir", str(reg), "--name", NAME, *args])
 
 
 def test_cli_list_show_promote_rollback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -224,13 +226,17 @@ def test_cli_list_show_promote_rollback(tmp_path: Path, capsys: pytest.CaptureFi
     assert (shown["version"], shown["stage"], shown["verified"]) == (2, "archived", True)
 
     assert cli("promote", "2", reg=reg) == 0
-    assert capsys.readouterr().out.strip() == "promoted credit v2 to production (v3 archived)"
+    assert capsys.readouterr().out.strip() == (
+        "promoted credit v2 to production: v2 archived -> production, v3 production -> archived"
+    )
     assert load_package(reg, NAME).entry.version == 2
 
     assert cli("rollback", reg=reg) == 0
-    assert capsys.readouterr().out.strip() == "rolled back credit: production v2 -> v3 (v2 archived)"
+    assert capsys.readouterr().out.strip() == (
+        "rolled back credit: v2 production -> archived, v3 archived -> production"
+    )
     assert cli("rollback", reg=reg) == 0  # v2 was rolled back, so the one before v3 is next
-    assert "production v3 -> v1" in capsys.readouterr().out
+    assert "v1 archived -> production, v3 production -> archived" in capsys.readouterr().out
     stages = [e.action for e in read_index(reg / NAME).get(1).stages]  # type: ignore[union-attr]
     assert stages == ["register", "register", "rollback"]
 
@@ -245,7 +251,7 @@ def test_cli_failures_exit_1_with_a_readable_message(tmp_path: Path, capsys: pyt
     assert "credit has no v7" in capsys.readouterr().err
     assert cli("rollback", reg=reg) == 1
     assert "only production version" in capsys.readouterr().err
-    assert registry.main(["--params", str(tmp_path / "absent.yaml"), "list"]) == 1
+    assert registry_cli.main(["--params", str(tmp_path / "absent.yaml"), "list"]) == 1
     assert "file not found" in capsys.readouterr().err
 
 
@@ -256,3 +262,36 @@ def test_cli_runs_as_a_module(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "tabml.registry", *args], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "v1" in done.stdout and "production" in done.stdout
+
+
+def test_staging_holds_one_challenger_and_never_takes_production_away(tmp_path: Path) -> None:
+    reg = tmp_path / "registry"
+    register(reg, tmp_path / "src")  # v1 production
+    register(reg, tmp_path / "src", stage="staging")  # v2 staging
+    register(reg, tmp_path / "src", stage="staging")  # v3 staging: v2 archived
+    index = read_index(reg / NAME)
+    assert [(v.version, v.stage) for v in index.versions] == [(1, "production"), (2, "archived"), (3, "staging")]
+    assert load_package(reg, NAME, stage="staging").entry.version == 3
+    assert load_package(reg, NAME).entry.version == 1  # production is what a caller gets by default
+    with pytest.raises(RegistryError, match="v1 is production; moving it to staging would leave no production"):
+        assign_stage(index, 1, "t", stage="staging")
+    before, after = registry.promote(reg, NAME, 3, lock_timeout=5)
+    assert stage_moves(before, after) == [(1, "production", "archived"), (3, "staging", "production")]
+    assert read_index(reg / NAME).in_stage("staging") is None
+    assert registry.rollback_target(after) == 1
+
+
+def test_cli_show_prints_lineage_and_gate_report_and_promotes_to_staging(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg = tmp_path / "registry"
+    register(reg, tmp_path / "src")
+    register(reg, tmp_path / "src")
+    assert cli("promote", "1", "--stage", "staging", reg=reg) == 0
+    assert capsys.readouterr().out.strip() == "promoted credit v1 to staging: v1 archived -> staging"
+    assert cli("show", "--stage", "staging", reg=reg) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["version"] == 1 and shown["lineage"] == {"model": {"name": NAME, "version": 1}}
+    assert "MANIFEST.json" in shown["files"] and "gate_report" not in shown  # no such document in this package
+    assert cli("promote", "2", "--stage", "staging", reg=reg) == 1
+    assert "would leave no production version" in capsys.readouterr().err

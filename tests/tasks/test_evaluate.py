@@ -38,6 +38,7 @@ def _project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task: str, n_test:
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     processed = tmp_path / "data/processed"
+    save_split(_split(rng, 80, task), split_path(processed, "train"))
     save_split(_split(rng, 40, task), split_path(processed, "val"))
     test = _split(rng, n_test, task)
     if test_y is not None:
@@ -60,7 +61,7 @@ def _project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task: str, n_test:
     raw["data"]["task"] = task
     raw["preprocess"]["out_dir"] = "data/processed"
     raw["train"]["out_dir"] = "models/train"
-    raw["evaluate"].update(out_dir="reports/evaluate", metrics="reports/metrics.json", max_curve_points=20)
+    raw["evaluate"].update(out_dir="reports/evaluate", metrics="reports/metrics.json", max_curve_points=20, slices={})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -74,10 +75,18 @@ def test_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     root = _project(tmp_path, monkeypatch, "binary")
     assert evaluate.main([]) == 0
     out = capsys.readouterr().out.strip().splitlines()[-1]
-    assert out.startswith("test auroc=") and " pr_auc=" in out and out.endswith("(n=60)")
+    assert (
+        out.startswith("test auroc=")
+        and " pr_auc=" in out
+        and "(n=60); baselines auroc: majority=0.5000 linear=" in out
+    )
 
     report = _json(root / "reports/metrics.json")
-    assert list(report) == ["task", "n_test", "test", "threshold"]
+    assert list(report) == ["task", "n_test", "test", "threshold", "baselines"]
+    assert list(report["baselines"]) == ["majority", "linear"]
+    assert report["baselines"]["majority"]["auroc"] == 0.5 and list(report["baselines"]["linear"]) == list(
+        report["test"]
+    )
     assert report["task"] == "binary" and report["n_test"] == 60
     assert list(report["test"]) == [
         "auroc",
@@ -93,7 +102,22 @@ def test_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     assert isinstance(report["threshold"], float) and 0 <= report["threshold"] <= 1
 
     plots = root / "reports/evaluate/plots"
-    assert sorted(p.name for p in plots.iterdir()) == ["confusion.json", "precision_recall.json", "roc.json"]
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "calibration.json",
+        "confusion.json",
+        "precision_recall.json",
+        "roc.json",
+    ]
+    figures = sorted(p.name for p in (root / "reports/evaluate/figures").iterdir())
+    assert figures == ["calibration.png", "confusion.png", "precision_recall.png", "roc.png"]
+    calibration = _json(plots / "calibration.json")
+    assert sum(r["count"] for r in calibration) == 60 and set(calibration[0]) == {
+        "mean_predicted",
+        "fraction_positive",
+        "perfect",
+        "count",
+    }
+    assert _json(root / "reports/evaluate/slices.json") == {}
     roc = _json(plots / "roc.json")
     assert 2 <= len(roc) <= 20 and set(roc[0]) == {"fpr", "tpr", "threshold"}
     assert (roc[0]["fpr"], roc[0]["tpr"], roc[-1]["fpr"], roc[-1]["tpr"]) == (0.0, 0.0, 1.0, 1.0)
@@ -136,9 +160,17 @@ def test_regression_replaces_stale_classification_plots(tmp_path: Path, monkeypa
 
     assert evaluate.main(["--params", "params.yaml"]) == 0
     report = _json(root / "reports/metrics.json")
-    assert report == {"task": "regression", "n_test": 70, "test": report["test"], "threshold": None}
+    assert report == {
+        "task": "regression",
+        "n_test": 70,
+        "test": report["test"],
+        "threshold": None,
+        "baselines": report["baselines"],
+    }
+    assert report["baselines"]["majority"]["r2"] <= 0.0
     assert list(report["test"]) == ["rmse", "mae", "r2"]
     assert sorted(p.name for p in stale.parent.iterdir()) == ["residuals.json"]
+    assert sorted(p.name for p in (root / "reports/evaluate/figures").iterdir()) == ["residuals.png"]
     residuals = _json(stale.parent / "residuals.json")
     assert len(residuals) == 50 and set(residuals[0]) == {"actual", "predicted", "residual"}
     r = residuals[0]
@@ -172,3 +204,37 @@ def test_task_mismatch_and_missing_model(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(StageError, match="trained model not found") as err:
         evaluate.run(load_params(Path("params.yaml")))
     assert "dvc repro train" in err.value.todo
+
+
+def test_slices_score_each_value_of_the_listed_raw_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.registry_project import build_project, fit_model
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    params = build_project(tmp_path / "credit")
+    fit_model(tmp_path / "credit", params)
+    monkeypatch.chdir(tmp_path / "credit")
+    evaluate.run(params)  # params.yaml lists credit's slices: Home, Marital, Job (values with >= 100 rows)
+    slices = _json(Path("reports/evaluate/slices.json"))
+    assert list(slices) == ["Home", "Marital", "Job"]
+    assert [e["value"] for e in slices["Home"]] == ["owner", "rent", "parents"]
+    assert sum(e["n"] for e in slices["Marital"]) <= 891 and all(e["n"] >= 100 for e in slices["Job"])
+    assert set(slices["Home"][0]["metrics"]) == set(_json(Path("reports/metrics.json"))["test"])
+    rows = _json(Path("reports/evaluate/plots/slices.json"))
+    assert rows[0] == {
+        "slice": "Home=owner",
+        "metric": "auroc",
+        "value": slices["Home"][0]["metrics"]["auroc"],
+        "n": slices["Home"][0]["n"],
+    }
+    assert Path("reports/evaluate/figures/slices.png").read_bytes().startswith(b"\x89PNG")
+    assert "baselines auroc: majority=0.5000 linear=0.8" in capsys.readouterr().out
+
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["evaluate"]["slices"] = {"credit": ["Home", "Region"]}
+    Path("params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(
+        StageError, match=r"evaluate.slices.credit names columns that are not in the table: \['Region'\]"
+    ):
+        evaluate.run(load_params(Path("params.yaml")))

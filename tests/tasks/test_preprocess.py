@@ -17,7 +17,7 @@ from tests.conftest import PROJECT, edit_params
 def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(PROJECT / "params.yaml", tmp_path / "params.yaml")
     (tmp_path / "data/snapshot").mkdir(parents=True)
-    pd.read_csv(PROJECT / "data/landing/credit.csv").to_parquet(tmp_path / "data/snapshot/table.parquet")
+    pd.read_csv(PROJECT / "data/landing/credit.csv").to_parquet(tmp_path / "data/snapshot/accepted.parquet")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -40,7 +40,7 @@ def test_credit_splits_are_stratified_disjoint_and_deterministic(here: Path) -> 
 
 def test_regression_rows_without_target_are_dropped_and_counted(here: Path) -> None:
     table = regression_table(400)
-    table.to_parquet(here / "data/snapshot/table.parquet")
+    table.to_parquet(here / "data/snapshot/accepted.parquet")
     edit_params(here, data={"target": "spend", "task": "regression", "positive_class": None})
     preprocess.run(load_params())
     report = json.loads((here / "data/processed/preprocess_report.json").read_text())
@@ -50,7 +50,7 @@ def test_regression_rows_without_target_are_dropped_and_counted(here: Path) -> N
 
 
 def test_no_usable_feature_is_a_clear_error(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pd.DataFrame({"y": ["a", "b"] * 50, "const": 1}).to_parquet(here / "data/snapshot/table.parquet")
+    pd.DataFrame({"y": ["a", "b"] * 50, "const": 1}).to_parquet(here / "data/snapshot/accepted.parquet")
     edit_params(here, data={"target": "y", "positive_class": "a"})
     assert preprocess.main([]) == 1
     assert "no usable feature columns" in capsys.readouterr().err
@@ -62,7 +62,7 @@ def test_no_usable_feature_is_a_clear_error(here: Path, capsys: pytest.CaptureFi
 )
 def test_every_kind_of_binary_label_maps_to_indices_and_back(here: Path, values: list, positive: str) -> None:
     table = pd.DataFrame({"x": np.arange(200.0), "y": values * 100})
-    table.to_parquet(here / "data/snapshot/table.parquet")
+    table.to_parquet(here / "data/snapshot/accepted.parquet")
     edit_params(here, data={"target": "y", "positive_class": positive})
     preprocess.run(load_params())
     state = json.loads((here / "data/processed/preprocess_state.json").read_text())

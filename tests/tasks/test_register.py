@@ -1,5 +1,8 @@
+"""The register stage on a real project: real preprocess/evaluate outputs, real registry, real git + GTO."""
+
 import json
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -7,18 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tabml import registry
+from tabml import champion, registry
 from tabml.cli import StageError
-from tabml.params import load_params
+from tabml.params import Params, load_params
+from tabml.registry_cli import main as registry_cli
+from tabml.synthetic_tables import regression_table
 from tasks import register
+from tests.registry_project import build_project, evaluated, fit_model, git
 
-PROJECT_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
-METRICS = {
-    "binary": {"auroc": 0.8312, "pr_auc": 0.61, "accuracy": 0.79, "f1": 0.55, "log_loss": 0.43},
-    "multiclass": {"accuracy": 0.74, "balanced_accuracy": 0.7, "macro_f1": 0.69, "auroc": 0.9, "log_loss": 0.66},
-    "regression": {"rmse": 4.25, "mae": 3.1, "r2": 0.52},
-}
-PACKAGE = {
+PACKAGE_CORE = {
     "model.safetensors",
     "model_config.json",
     "preprocess_state.json",
@@ -26,186 +26,245 @@ PACKAGE = {
     "input_schema.json",
     "metrics.json",
     "lineage.json",
+    "gate_report.json",
+    "slices.json",
     "history.csv",
     "MANIFEST.json",
 }
+FIGURES = {"roc.png", "precision_recall.png", "confusion.png", "calibration.png", "slices.png"}
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def write_json(path: Path, document: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document))
-
-
-def write_inputs(root: Path, task: str = "binary", metrics: dict | None = None, thresholds: dict | None = None) -> None:
-    """Stage outputs as train, preprocess and evaluate would leave them, and a params.yaml for `task`."""
-    raw = yaml.safe_load(PROJECT_PARAMS.read_text())
-    raw["data"]["task"] = task
-    if thresholds is not None:
-        raw["register"]["thresholds"] = thresholds
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    params = load_params(root / "params.yaml")
-    train, processed = root / params.train.out_dir, root / params.preprocess.out_dir
-    train.mkdir(parents=True, exist_ok=True)
-    (train / "model.safetensors").write_bytes(b"not really safetensors" * 10)
-    write_json(train / "model_config.json", {"kind": "mlp", "hidden_sizes": [8]})
-    (train / "history.csv").write_text("epoch,train_loss,val_loss\n0,0.7,0.69\n")
-    write_json(train / "run_info.json", {"wandb_run_id": "abc123", "seed": 42})
-    labels = {"binary": ["good", "bad"], "multiclass": ["a", "b", "c"], "regression": None}[task]
-    schema = [{"name": "Age", "kind": "numeric"}, {"name": "Home", "kind": "categorical"}]
-    write_json(processed / "preprocess_state.json", {"task": task, "labels": labels, "input_schema": schema})
-    write_json(processed / "preprocess_report.json", {"rows": {"train": 70, "val": 15, "test": 15}})
-    (processed / "train.npz").write_bytes(b"ignored")
-    write_json(root / params.evaluate.metrics, {"task": task, "n_test": 15, "test": metrics or METRICS[task]})
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A committed git repo holding params.yaml, dvc.lock and the upstream outputs; cwd is its root."""
-    root = tmp_path / "project"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.name", "Register Test")
-    git(root, "config", "user.email", "register@example.invalid")
-    write_inputs(root)
-    (root / "dvc.lock").write_text(
-        yaml.safe_dump({"schema": "2.0", "stages": {"train": {"cmd": "python -m tasks.train"}}})
-    )
-    (root / ".gitignore").write_text("/registry/\n/models/\n/data/\n/reports/\n")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "project")
-    monkeypatch.chdir(root)
+@pytest.fixture(scope="module")
+def credit_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("credit") / "project"
+    build_project(root)
     return root
 
 
-def test_register_publishes_production_v1_with_record_lineage_and_gto_tags(
+@pytest.fixture
+def project(credit_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the preprocessed, committed credit project; cwd is its root; W&B off for speed."""
+    root = tmp_path / "project"
+    shutil.copytree(credit_base, root, symlinks=True)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    return root
+
+
+def params_of(root: Path, **register_changes: object) -> Params:
+    if register_changes:
+        raw = yaml.safe_load((root / "params.yaml").read_text())
+        raw["register"].update(register_changes)
+        (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return load_params(root / "params.yaml")
+
+
+def record(root: Path) -> dict:
+    return json.loads((root / "reports/registration.json").read_text())
+
+
+def stages(root: Path) -> list[tuple[int, str | None]]:
+    return [(v.version, v.stage) for v in registry.read_index(root / "registry/credit").versions]
+
+
+def gto_stage(repo: Path, stage: str) -> list[str]:
+    from gto import api
+
+    return [v.version for v in api.find_versions_in_stage(str(repo), "credit", stage) or []]
+
+
+def test_first_model_is_production_with_package_lineage_gate_report_and_gto(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    params = load_params(project / "params.yaml")
+    params = evaluated(project, params_of(project))
     head = git(project, "rev-parse", "HEAD")
     outputs = register.run(params)
-    assert capsys.readouterr().out.strip() == "registered credit v1 (production): test auroc=0.831"
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("registered credit v1 (production): test auroc=0.8")
 
-    record = json.loads((project / "reports/registration.json").read_text())
-    assert outputs == [params.register_.record, Path("registry/credit/versions/v1")]
-    assert record["passed"] is True and (record["version"], record["stage"]) == (1, "production")
-    assert (record["primary_metric"], record["value"], record["previous_production"]) == ("auroc", 0.8312, None)
-    assert record["registry_path"] == "registry/credit/versions/v1"
-    assert record["gto"]["tags"] == ["credit@v1.0.0", "credit#production#1"]
+    rec = record(project)
+    assert outputs == [params.register_.record, params.register_.gate_report, Path("registry/credit/versions/v1")]
+    assert (rec["version"], rec["stage"], rec["promoted"], rec["champion_version"]) == (1, "production", True, None)
+    assert rec["gto"]["tags"] == ["credit@v1.0.0", "credit#production#1"]
+    assert rec["wandb_registry"] == {
+        "linked": False,
+        "reason": "W&B mode is disabled: the model registry needs online mode",
+    }
 
     package = registry.load_package(params.register_.registry_dir, "credit")
-    assert {p.name for p in package.path.iterdir()} == PACKAGE
-    assert package.entry.manifest_sha256 == record["manifest_sha256"]
-    schema = json.loads((package.path / "input_schema.json").read_text())
-    assert schema["columns"][1] == {"name": "Home", "kind": "categorical"} and schema["labels"] == ["good", "bad"]
-    lineage = json.loads((package.path / "lineage.json").read_text())
-    assert lineage["model"] == {"name": "credit", "version": 1}
-    assert lineage["git"] == {"rev": head, "dirty": False}
-    assert lineage["run"]["wandb_run_id"] == "abc123" and lineage["run"]["seed"] == 42
-    assert "train" in lineage["dvc_lock"]
+    assert {p.name for p in package.path.iterdir()} == PACKAGE_CORE | FIGURES
+    assert all((package.path / f).read_bytes().startswith(b"\x89PNG") for f in FIGURES)
+    gate_report = json.loads((package.path / "gate_report.json").read_text())
+    assert gate_report == {**json.loads((project / "reports/gate.json").read_text())}
+    assert gate_report["stage"] == "production" and gate_report["champion"] is None
+    names = [c["name"] for c in gate_report["checks"]]
+    assert names == ["threshold auroc", "baseline majority", "baseline linear"]
 
-    anchor = record["gto"]["commit"]
-    assert git(project, "rev-parse", "credit@v1.0.0^{commit}") == anchor
-    assert git(project, "rev-parse", f"{anchor}^") == head  # parent HEAD, on no branch
-    assert git(project, "rev-parse", "HEAD") == head and git(project, "branch", "--contains", anchor) == ""
+    lineage = json.loads((package.path / "lineage.json").read_text())
+    assert lineage["git"] == {"rev": head, "dirty": False}
+    profile = lineage["data_profile"]
+    assert profile["snapshot"]["path"] == "data/snapshot/accepted.parquet" and profile["snapshot"]["rows"] == 4454
+    assert len(profile["snapshot"]["profile_sha256"]) == 64
+    assert profile["reference_expectations"]["path"] == "references/credit/expectations.json"
+    schema = json.loads((package.path / "input_schema.json").read_text())
+    assert schema["target"] == "Status" and {"name": "Home", "kind": "categorical"} in schema["columns"]
+
+    anchor = rec["gto"]["commit"]
+    assert git(project, "rev-parse", f"{anchor}^") == head and git(project, "branch", "--contains", anchor) == ""
     assert git(project, "status", "--porcelain") == ""  # the user's index and work tree are untouched
 
 
-def test_registering_twice_on_the_same_commit_gives_v1_v2_and_two_gto_versions(
+def test_a_significantly_better_model_replaces_production(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = params_of(project)
+    register.run(evaluated(project, params, features="weak"))
+    register.run(evaluated(project, params, features="all"))
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("registered credit v2 (production)") and "vs production v1: +0." in line
+
+    rec = record(project)
+    assert (rec["version"], rec["stage"], rec["previous_production"], rec["champion_version"]) == (
+        2,
+        "production",
+        1,
+        1,
+    )
+    assert rec["gto"]["tags"] == ["credit@v2.0.0", "credit#production#2", "credit#production!#3"]
+    report = json.loads((project / "reports/gate.json").read_text())
+    ci = report["champion"]["interval"]
+    assert ci["low"] > 0 and ci["samples"] == params.register_.champion.bootstrap_samples
+    assert report["champion"]["challenger"] > report["champion"]["champion"]
+    assert {c["name"] for c in report["checks"]} >= {"improvement", "significance", "slice Home=owner"}
+    assert stages(project) == [(1, "archived"), (2, "production")]
+    assert gto_stage(project, "production") == ["v2.0.0"]
+
+
+def test_a_model_that_is_not_better_is_staged_and_can_be_promoted_by_hand(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    params = load_params(project / "params.yaml")
-    register.run(params)
-    (project / "params.yaml").write_text((project / "params.yaml").read_text() + "# tuned\n")  # uncommitted edit
-    register.run(params)
-    assert "registered credit v2 (production)" in capsys.readouterr().out
+    params = params_of(project)
+    register.run(evaluated(project, params))
+    register.run(evaluated(project, params, features="weak"))
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("registered credit v2 (staging)") and "not promoted: gain over production v1" in line
+    assert "python -m tabml.registry promote 2" in line
 
-    record = json.loads((project / "reports/registration.json").read_text())
-    assert (record["version"], record["previous_production"]) == (2, 1)
-    tags = git(project, "tag", "--list").split()
-    assert record["gto"]["tags"] == ["credit@v2.0.0", "credit#production#2", "credit#production!#3"]
-    assert sorted(tags) == sorted(["credit@v1.0.0", "credit#production#1", *record["gto"]["tags"]])
-    anchor1, anchor2 = (git(project, "rev-parse", f"credit@v{v}.0.0^{{commit}}") for v in (1, 2))
-    assert anchor1 != anchor2
-    assert git(project, "show", f"{anchor2}:params.yaml").endswith("# tuned")  # the params used, not HEAD's
-    assert "# tuned" not in git(project, "show", f"{anchor1}:params.yaml")
-    index = registry.read_index(project / "registry/credit")
-    assert [(v.version, v.stage) for v in index.versions] == [(1, "archived"), (2, "production")]
-    assert gto_production(project) == ["v2.0.0"]
+    rec = record(project)
+    assert (rec["stage"], rec["promoted"], rec["previous_production"]) == ("staging", False, None)
+    assert any("not enough" in r for r in rec["held_back"])
+    assert stages(project) == [(1, "production"), (2, "staging")]
+    assert rec["gto"]["tags"] == ["credit@v2.0.0", "credit#staging#2"]
+    assert registry.load_package(params.register_.registry_dir, "credit").entry.version == 1  # still serving v1
 
-    assert registry.main(["rollback"]) == 0  # the CLI mirrors the move in GTO
+    assert registry_cli(["promote", "2"]) == 0  # a person overrides the gate
     out = capsys.readouterr().out
-    assert "production v2 -> v1" in out and "GTO tags: credit#production#4, credit#production!#5" in out
-    assert gto_production(project) == ["v1.0.0"]  # GTO's default (semver) view agrees with the registry
+    assert "promoted credit v2 to production: v1 production -> archived, v2 staging -> production" in out
+    assert stages(project) == [(1, "archived"), (2, "production")]
+    assert gto_stage(project, "production") == ["v2.0.0"] and gto_stage(project, "staging") == []
+    assert registry_cli(["rollback"]) == 0
+    assert "v1 archived -> production" in capsys.readouterr().out
+    assert gto_stage(project, "production") == ["v1.0.0"]
 
 
-def gto_production(repo: Path) -> list[str]:
-    from gto import api
+def test_the_same_model_again_is_not_significant(project: Path) -> None:
+    params = params_of(project)
+    register.run(evaluated(project, params))
+    register.run(evaluated(project, params))  # identical weights: gain 0, interval [0, 0]
+    report = json.loads((project / "reports/gate.json").read_text())
+    ci = report["champion"]["interval"]
+    assert (ci["improvement"], ci["low"], ci["high"]) == (0.0, 0.0, 0.0)
+    assert report["stage"] == "staging" and any("not significant" in r for r in report["held_back"])
 
-    return [v.version for v in api.find_versions_in_stage(str(repo), "credit", "production") or []]
 
-
-def test_a_failed_gate_registers_nothing_and_says_what_to_do(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_inputs(project, metrics={**METRICS["binary"], "auroc": 0.52})
-    assert register.main(["--params", str(project / "params.yaml")]) == 1
+def test_failing_a_threshold_or_a_baseline_registers_nothing(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = evaluated(project, params_of(project, thresholds={"binary": {"auroc": 0.99}}))
+    assert register.main(["--params", "params.yaml"]) == 1
     err = capsys.readouterr().err
-    assert "[register] FAILED" in err and "auroc=0.52 < minimum 0.6" in err
-    assert "improve the model" in err and "register.thresholds in params.yaml" in err
-    record = json.loads((project / "reports/registration.json").read_text())
-    assert record["passed"] is False and record["version"] is None and record["gto"] is None
-    assert any("FAILED" in r for r in record["reasons"])
+    assert "[register] FAILED" in err and "< minimum 0.99" in err and "register.thresholds" in err
+    rec = record(project)
+    assert rec["passed"] is False and rec["version"] is None and rec["gto"] is None
+    assert json.loads((project / "reports/gate.json").read_text())["registered"] is False
+
+    params = evaluated(project, params_of(project, baselines={"linear": 0.0}, thresholds={}), features="weak")
+    with pytest.raises(StageError, match=r"baseline linear: auroc 0\.\d+ vs 0\.\d+ .*does not beat it"):
+        register.run(params)
     assert not (project / "registry/credit/versions").exists()
     assert git(project, "tag", "--list") == ""
 
 
-def test_a_threshold_on_an_unmeasured_metric_fails_naming_the_available_ones(project: Path) -> None:
-    write_inputs(project, thresholds={"binary": {"brier": 0.2}})
-    with pytest.raises(StageError, match=r"brier: not in metrics.json \(available: accuracy, auroc, f1"):
-        register.run(load_params(project / "params.yaml"))
+def test_a_tampered_production_package_stops_the_registration(project: Path) -> None:
+    params = params_of(project)
+    register.run(evaluated(project, params))
+    weights = project / "registry/credit/versions/v1/model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(registry.RegistryError, match=r"model\.safetensors: sha256 does not match"):
+        register.run(evaluated(project, params, features="weak"))
+    assert stages(project) == [(1, "production")]
 
 
-@pytest.mark.parametrize(("task", "line"), [("multiclass", "accuracy=0.740"), ("regression", "rmse=4.250")])
-def test_other_tasks_register_with_their_primary_metric(
-    project: Path, capsys: pytest.CaptureFixture[str], task: str, line: str
+def test_a_stale_evaluation_is_refused(project: Path) -> None:
+    params = evaluated(project, params_of(project), features="weak")
+    fit_model(project, params, features="all")  # the model changed after evaluate ran
+    with pytest.raises(StageError, match="the evaluation is stale"):
+        register.run(params)
+
+
+def test_production_moved_during_the_comparison_keeps_the_new_model_in_staging(
+    project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_inputs(project, task=task)
-    register.run(load_params(project / "params.yaml"))
-    assert capsys.readouterr().out.strip() == f"registered credit v1 (production): test {line}"
+    params = params_of(project)
+    register.run(evaluated(project, params, features="weak"))
+    register.run(evaluated(project, params, features="weak"))  # v2: staging
+    original = champion.champion_evidence
+
+    def promote_meanwhile(*args, **kwargs):  # another process promotes v2 while this run compares with v1
+        evidence = original(*args, **kwargs)
+        registry.promote(params.register_.registry_dir, "credit", 2, lock_timeout=5)
+        return evidence
+
+    monkeypatch.setattr(champion, "champion_evidence", promote_meanwhile)
+    register.run(evaluated(project, params, features="all"))
+    assert stages(project) == [(1, "archived"), (2, "production"), (3, "staging")]
+    gate_report = json.loads((project / "registry/credit/versions/v3/gate_report.json").read_text())
+    assert gate_report["stage"] == "staging"
+    assert gate_report["held_back"] == ["production changed to v2 while this model was compared with v1"]
 
 
-def test_outside_git_the_registration_succeeds_without_gto(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    write_inputs(tmp_path)
-    monkeypatch.chdir(tmp_path)
+def test_regression_lower_rmse_is_better(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    root = tmp_path / "reg"
+    data = {"name": "spend", "target": "spend", "task": "regression", "positive_class": None}
+    build_project(root, regression_table(1200, seed=3), **data)
+    monkeypatch.chdir(root)
+    params = params_of(root, baselines={"majority": 0.0})  # numeric-only stand-ins trail a linear model here
+    register.run(evaluated(root, params, features="weak"))
+    register.run(evaluated(root, params, features="all"))
+    rec = record(root)
+    assert (rec["version"], rec["stage"], rec["primary_metric"]) == (2, "production", "rmse")
+    report = json.loads((root / "reports/gate.json").read_text())["champion"]
+    assert report["challenger"] < report["champion"] and report["interval"]["low"] > 0
+
+
+def test_outside_git_the_registration_succeeds_without_gto(project: Path, caplog: pytest.LogCaptureFixture) -> None:
+    shutil.rmtree(project / ".git")
     with caplog.at_level(logging.WARNING):
-        register.run(load_params(tmp_path / "params.yaml"))
-    record = json.loads((tmp_path / "reports/registration.json").read_text())
-    assert record["passed"] and record["version"] == 1 and record["gto"] is None
+        register.run(evaluated(project, params_of(project)))
+    rec = record(project)
+    assert rec["passed"] and rec["version"] == 1 and rec["gto"] is None
     assert "GTO tags for credit v1 skipped" in caplog.text
-    lineage = json.loads((tmp_path / "registry/credit/versions/v1/lineage.json").read_text())
-    assert lineage["git"] == {"rev": None, "dirty": None} and lineage["dvc_lock"] is None
-
-
-def test_gto_tags_off_creates_no_tags(project: Path) -> None:
-    raw = yaml.safe_load((project / "params.yaml").read_text())
-    raw["register"]["gto_tags"] = False
-    (project / "params.yaml").write_text(yaml.safe_dump(raw))
-    register.run(load_params(project / "params.yaml"))
-    assert json.loads((project / "reports/registration.json").read_text())["gto"] is None
-    assert git(project, "tag", "--list") == ""
+    lineage = json.loads((project / "registry/credit/versions/v1/lineage.json").read_text())
+    assert lineage["git"] == {"rev": None, "dirty": None}
 
 
 def test_missing_inputs_and_mismatched_metrics_are_actionable_errors(project: Path) -> None:
-    params = load_params(project / "params.yaml")
+    params = evaluated(project, params_of(project))
     (project / "models/train/history.csv").unlink()
     with pytest.raises(StageError, match=r"models/train/history.csv: not found") as info:
         register.run(params)
     assert "dvc repro" in str(info.value)
-    write_json(project / "reports/metrics.json", {"task": "regression", "n_test": 1, "test": {"rmse": 1.0}})
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    (project / "reports/metrics.json").write_text(json.dumps({**metrics, "task": "regression"}))
     with pytest.raises(StageError, match="metrics are for task 'regression' but data.task is 'binary'"):
         register.run(params)
     (project / "reports/metrics.json").unlink()

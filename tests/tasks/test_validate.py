@@ -1,4 +1,9 @@
-"""validate stage end to end: real params.yaml, real Parquet snapshots, real Great Expectations."""
+"""validate stage end to end: real params.yaml, real Parquet snapshots, real Great Expectations.
+
+The bad-input matrix of the issue: missing, empty, garbled and ragged files are refused by ingest before a
+snapshot exists (tests/tasks/test_ingest.py::test_bad_files_fail_with_the_file_and_the_fix, and through
+`dvc repro` in tests/test_validation_gate_end_to_end.py); every other bad input is refused here (BROKEN).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 SNAPSHOT = Path("data/snapshot/table.parquet")
 REPORT = Path("reports/validation.json")
 REFERENCE = Path("references/toy/expectations.json")
+ACCEPTED = Path("data/snapshot/accepted.parquet")
+DOCS = Path("reports/validation.html")
 
 
 def write_params(root: Path, **data: Any) -> Path:
@@ -32,13 +39,17 @@ def write_params(root: Path, **data: Any) -> Path:
         "positive_class": "bad", "id_column": "id", **data,
     })  # fmt: skip
     params["ingest"].update({"snapshot": str(SNAPSHOT), "report": "reports/ingest.json"})
-    params["validate"].update({"report": str(REPORT), "reference_dir": "references", "min_rows": 20})
+    params["validate"].update({
+        "report": str(REPORT), "data_docs": str(DOCS), "accepted_snapshot": str(ACCEPTED),
+        "quarantine_dir": "quarantine", "reference_dir": "references", "min_rows": 20,
+    })  # fmt: skip
+    params["validate"]["drift"].update({"min_rows": 500, "action": "block", "threshold": 0.25, "columns": {}})
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
 
 
-def table(n: int = 60, seed: int = 0) -> pd.DataFrame:
+def table(n: int = 600, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame(
         {
@@ -71,16 +82,22 @@ def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
 def test_first_run_creates_reference_then_same_and_fresh_data_pass(stage: Callable[..., Any]) -> None:
     code, err, report = stage(table())
     assert code == 0 and report["success"] and report["reference_created"]
-    assert report["reference"] == str(REFERENCE) and report["rows"] == 60 and report["errors"] == []
+    assert report["reference"] == str(REFERENCE) and report["rows"] == 600 and report["errors"] == []
     reference = json.loads(REFERENCE.read_text())
     assert reference["dataset"] == "toy" and reference["target"]["classes"] == ["bad", "good"]
     assert set(reference["columns"]) == {"id", "age", "income", "city", "member", "label"}
     assert {c["name"] for c in report["checks"]} >= {"columns_present", "not_null", "range", "unique_id", "finite"}
+    assert ACCEPTED.read_bytes() == SNAPSHOT.read_bytes() and report["accepted_snapshot"] == str(ACCEPTED)
+    assert report["data_docs"] == str(DOCS) and DOCS.read_text().startswith("<!doctype html>")
+    assert report["quarantine"] is None and not Path("quarantine").exists()
 
     for frame in (table(), table(seed=1)):
         code, err, report = stage(frame)
         assert code == 0 and report["success"] and not report["reference_created"], err
+        assert ACCEPTED.read_bytes() == SNAPSHOT.read_bytes()
     assert json.loads(REFERENCE.read_text()) == reference  # a passing run leaves the reference alone
+    drift = {d["column"]: d for d in report["drift"]}  # a fresh sample of the same distribution is stable
+    assert set(drift) == {"age", "income", "city", "member", "label"} and all(d["psi"] < 0.1 for d in drift.values())
 
 
 def _null_flood(df: pd.DataFrame) -> pd.DataFrame:
@@ -112,6 +129,11 @@ BROKEN = {
     "inf in numeric": (_set("income", 2, np.inf), ["column 'income'", "±inf"]),
     "too few rows": (lambda df: df.head(10), ["10 rows, expected at least 20"]),
     "type change": (lambda df: df.assign(member=df["age"]), ["column 'member'", "type changed", "boolean"]),
+    "shifted distribution": (
+        lambda df: df.assign(income=df["income"] + 15),  # 1.5 standard deviations, still inside the range
+        ["column 'income': distribution shifted, PSI", "> 0.25"],
+    ),
+    "-inf in numeric": (_set("income", 2, -np.inf), ["column 'income': 0 NaN and 1 ±inf"]),
 }
 
 
@@ -126,6 +148,8 @@ def test_broken_snapshot_fails_with_readable_message(stage: Callable[..., Any], 
     for phrase in phrases:
         assert phrase in err, f"{phrase!r} not in:\n{err}"
         assert any(phrase in line for line in report["errors"] + report["warnings"]), report["errors"]
+    [folder] = list(Path("quarantine/toy").iterdir())
+    assert f"quarantined: {folder}/" in err and report["quarantine"] == str(folder)
 
 
 def test_extra_column_only_warns(stage: Callable[..., Any]) -> None:
@@ -161,10 +185,13 @@ def test_failing_first_snapshot_does_not_become_the_reference(tmp_path: Path, mo
     params = load_params(write_params(tmp_path))
     SNAPSHOT.parent.mkdir(parents=True)
     table().assign(label="good").to_parquet(SNAPSHOT)
-    with pytest.raises(StageError, match="exactly 2 classes"):
+    with pytest.raises(StageError, match="exactly 2 classes") as caught:
         run(params)
-    assert not REFERENCE.exists()
-    assert json.loads(REPORT.read_text())["reference_created"] is False
+    assert not REFERENCE.exists() and not ACCEPTED.exists()
+    report = json.loads(REPORT.read_text())
+    assert report["reference_created"] is False and report["accepted_snapshot"] is None
+    assert "preprocess still reads nothing" in str(caught.value)
+    assert (Path(report["quarantine"]) / "table.parquet").read_bytes() == SNAPSHOT.read_bytes()
 
 
 def test_user_edits_to_the_reference_are_enforced(stage: Callable[..., Any]) -> None:
@@ -191,8 +218,65 @@ def test_real_credit_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     written = run(loaded)
     report = json.loads(loaded.validate_.report.read_text())
     assert report["success"] and report["reference_created"] and report["rows"] == 4454
-    assert written == [loaded.validate_.report, loaded.validate_.reference_dir / "credit" / "expectations.json"]
-    reference = json.loads(written[1].read_text())
+    p, reference_file = loaded.validate_, loaded.validate_.reference_dir / "credit" / "expectations.json"
+    assert written == [p.report, p.data_docs, reference_file, p.accepted_snapshot]
+    reference = json.loads(reference_file.read_text())
     assert reference["target"] == {"column": "Status", "task": "binary", "classes": ["bad", "good"]}
     assert reference["columns"]["Income"]["kind"] == "numeric" and reference["columns"]["Age"]["kind"] == "integer"
-    assert run(loaded) == [loaded.validate_.report]
+    assert len(reference["columns"]["Income"]["profile"]["cuts"]) == 9  # params.yaml: validate.drift.bins = 10
+    assert run(loaded) == [p.report, p.data_docs, p.accepted_snapshot]
+    assert [d["psi"] for d in json.loads(p.report.read_text())["drift"]] == [0.0] * 14  # same table: no drift
+
+
+def test_a_rejected_batch_is_quarantined_and_the_accepted_snapshot_kept(stage: Callable[..., Any]) -> None:
+    stage(table())
+    accepted = ACCEPTED.read_bytes()
+    code, err, report = stage(_set("city", 5, "tokyo")(table(seed=1)))
+    assert code == 1 and ACCEPTED.read_bytes() == accepted and report["accepted_snapshot"] == str(ACCEPTED)
+    folder = Path(report["quarantine"])
+    assert folder.parent == Path("quarantine/toy") and folder.name.endswith("Z")
+    assert {f.name for f in folder.iterdir()} == {
+        "table.parquet",
+        "validation.json",
+        "validation.html",
+        "quarantine.json",
+    }
+    assert (folder / "table.parquet").read_bytes() == SNAPSHOT.read_bytes()  # copied, nothing deleted
+    assert json.loads((folder / "validation.json").read_text()) == report
+    manifest = json.loads((folder / "quarantine.json").read_text())
+    assert manifest["source"] == "data/landing/toy.csv" and manifest["accepted_snapshot_kept"] == str(ACCEPTED)
+    assert any("'tokyo'" in e for e in manifest["errors"])
+    assert f"preprocess still reads {ACCEPTED} (the last accepted snapshot), the registered model is untouched" in err
+    html = (folder / "validation.html").read_text()
+    assert "tokyo" in html and str(folder) in html and "validation failed" in html
+    assert stage(table(seed=2))[0] == 0 and ACCEPTED.read_bytes() == SNAPSHOT.read_bytes()  # a good batch goes on
+    assert len(list(Path("quarantine/toy").iterdir())) == 1
+
+
+def test_drift_only_warns_when_params_say_so(tmp_path: Path, stage: Callable[..., Any]) -> None:
+    stage(table())
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["validate"]["drift"]["action"] = "warn"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    code, err, report = stage(table(seed=1).assign(income=lambda df: df["income"] + 15))
+    assert code == 0 and report["success"] and report["quarantine"] is None
+    assert "[validate] warning: column 'income': distribution shifted" in err
+    [income] = [d for d in report["drift"] if d["column"] == "income"]
+    assert income["drifted"] and income["action"] == "warn" and income["psi"] > 0.25
+
+
+def test_rederive_from_another_table(tmp_path: Path, stage: Callable[..., Any]) -> None:
+    stage(table())
+    shifted = table(seed=1).assign(income=lambda df: df["income"] + 15)
+    shifted.to_csv(tmp_path / "champion_training.csv", index=False)  # e.g. what the champion was trained on
+    assert stage(shifted)[0] == 1
+    code, err, report = stage(shifted, "--rederive-reference", "--from", "champion_training.csv")
+    assert code == 0 and report["reference_rederived"], err
+    assert json.loads(REFERENCE.read_text())["derived_from"] == {"snapshot": "champion_training.csv", "rows": 600}
+    assert stage(table())[0] == 1  # the old distribution now counts as drift
+
+
+def test_from_needs_rederive(stage: Callable[..., Any]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--from", "other.csv"])
+    assert caught.value.code == 2

@@ -1,0 +1,217 @@
+"""Schedule the pipeline: a local Prefect server, a work pool and worker, the deployment, and triggered runs.
+
+Everything comes from `orchestration.deployment` in params.yaml (docs/scheduling.md):
+
+    python -m flows.deploy server             # Prefect API + UI on http://127.0.0.1:4200, SQLite in $PREFECT_HOME
+    python -m flows.deploy worker             # a worker polling the deployment's work pool
+    python -m flows.deploy deploy             # create the work pool if needed, create/update the deployment
+    python -m flows.deploy trigger [--wait]   # one run now, optionally with -S overrides or --data-path
+
+`deploy`, `worker` and `trigger` talk to the server named by PREFECT_API_URL (the Makefile sets it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, cast
+
+from tabml.env import quiet_telemetry
+from tabml.params import DeploymentParams, ParamsError
+
+FLOW_NAME = "training-pipeline"
+ENTRYPOINT = "flows/pipeline.py:training_pipeline"  # loaded from the project the deployment points at
+DEFAULT_PORT = 4200
+
+
+class DeployError(RuntimeError):
+    """Deploying or triggering failed in a way the user can fix: says what and how."""
+
+
+def deployment_parameters(root: Path, d: DeploymentParams) -> dict[str, Any]:
+    """The flow parameters every run of the deployment gets, unless the trigger passes its own; pure."""
+    return {
+        "root": str(root),
+        "force": d.force,
+        "params_overrides": list(d.params_overrides),
+        "data_path": d.data_path,
+        "publish": None,  # None: orchestration.publish.scheduled decides, read when the run starts
+    }
+
+
+def trigger_parameters(force: bool, overrides: list[str], data_path: str | None) -> dict[str, Any]:
+    """Only what the trigger sets: the rest keeps the deployment's defaults; pure."""
+    parameters: dict[str, Any] = {"force": True} if force else {}
+    if overrides:
+        parameters["params_overrides"] = overrides
+    if data_path:
+        parameters["data_path"] = data_path
+    return parameters
+
+
+def require_server() -> str:
+    """The API URL of the server to use: a deployment on a throwaway in-process server would vanish with it."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        raise DeployError(
+            "PREFECT_API_URL is not set, so there is no server to deploy to or to trigger on.\n"
+            f"  what to do: start one (`make server`), then `export PREFECT_API_URL=http://127.0.0.1:{DEFAULT_PORT}/api`"
+            " (the Makefile's deploy, worker and trigger targets set it)."
+        )
+    return url
+
+
+def ensure_work_pool(name: str, pool_type: str) -> bool:
+    """Create the work pool with its type's default job template unless it exists; True when created."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.workers.base import BaseWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            existing = client.read_work_pool(name)
+        except ObjectNotFound:
+            existing = None
+        if existing is not None:
+            if existing.type != pool_type:
+                raise DeployError(
+                    f"work pool '{name}' exists with type '{existing.type}', params.yaml asks for '{pool_type}'.\n"
+                    "  what to do: set orchestration.deployment.work_pool to a new name, or delete the pool "
+                    f"(`prefect work-pool delete {name}`)."
+                )
+            return False
+        worker = BaseWorker.get_worker_class_from_type(pool_type)
+        if worker is None:
+            raise DeployError(
+                f"no worker of type '{pool_type}' is installed here (docker: prefect-docker, kubernetes: "
+                "prefect-kubernetes).\n  what to do: install it, or create the pool yourself: "
+                f"`prefect work-pool create {name} --type {pool_type}`."
+            )
+        try:
+            client.create_work_pool(
+                WorkPoolCreate(name=name, type=pool_type, base_job_template=worker.get_default_base_job_template())
+            )
+        except ObjectAlreadyExists:
+            return False  # created meanwhile by a worker started with --type
+    return True
+
+
+def check_overrides(root: Path, d: DeploymentParams) -> None:
+    """Apply the deployment's overrides to a copy of params.yaml now, so a bad one fails here, not at 3 am."""
+    from tabml.dvc_stages import apply_param_overrides, override_for
+
+    overrides = [*d.params_overrides, *([override_for("data.path", d.data_path)] if d.data_path else [])]
+    if overrides:
+        with tempfile.TemporaryDirectory(prefix="tabml-deploy-") as tmp:
+            shutil.copy(root / "params.yaml", Path(tmp) / "params.yaml")
+            apply_param_overrides(tmp, overrides)
+
+
+def deploy(root: Path, d: DeploymentParams) -> str:
+    """Create or update the deployment of the pipeline flow in `root`; returns its id."""
+    from prefect import flow
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.runner.storage import LocalStorage
+    from prefect.schedules import Cron
+
+    check_overrides(root, d)
+    ensure_work_pool(d.work_pool, d.work_pool_type)
+    # LocalStorage: the worker runs the flow in this folder (a `set_working_directory` pull step), on its code.
+    pipeline = cast(Any, flow.from_source(source=LocalStorage(str(root)), entrypoint=ENTRYPOINT))  # sync here
+    deployment_id = pipeline.deploy(
+        name=d.name,
+        work_pool_name=d.work_pool,
+        schedule=Cron(d.cron, timezone=d.timezone) if d.cron else None,
+        concurrency_limit=ConcurrencyLimitConfig(
+            limit=d.concurrency_limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+        ),
+        parameters=deployment_parameters(root, d),
+        description=f"The tabml training pipeline in {root}, stage by stage through DVC.",
+        tags=["tabml"],
+        build=False,
+        push=False,
+        print_next_steps=False,
+        ignore_warnings=True,  # "use .serve for local development": a worker is the point here
+    )
+    return str(deployment_id)
+
+
+def trigger(d: DeploymentParams, parameters: dict[str, Any], wait: bool, timeout: float | None) -> Any:
+    """Create a flow run of the deployment now; with `wait`, return once it has finished."""
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return run_deployment(
+            name=f"{FLOW_NAME}/{d.name}",
+            parameters=parameters,
+            timeout=timeout if wait else 0,
+            poll_interval=2,
+            tags=["triggered"],
+        )
+    except ObjectNotFound:
+        raise DeployError(
+            f"no deployment '{FLOW_NAME}/{d.name}' on this server.\n  what to do: `make deploy` first."
+        ) from None
+
+
+def load_deployment_params(root: Path) -> DeploymentParams:
+    from flows.pipeline import load_flow_params
+
+    return load_flow_params(root / "params.yaml").orchestration.deployment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.deploy", description=__doc__.split("\n")[0])
+    parser.add_argument("--root", type=Path, default=Path("."), help="project root (default: .)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    server = commands.add_parser("server", help="start a local Prefect server (SQLite) on 127.0.0.1")
+    server.add_argument("--port", type=int, default=DEFAULT_PORT)
+    commands.add_parser("worker", help="start a worker for the deployment's work pool")
+    commands.add_parser("deploy", help="create the work pool if needed, create or update the deployment")
+    run = commands.add_parser("trigger", help="start a run of the deployment now")
+    run.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE", help="as dvc exp run -S")
+    run.add_argument("--data-path", help="the table to run on (data.path)")
+    run.add_argument("--force", action="store_true", help="rerun every stage")
+    run.add_argument("--wait", action="store_true", help="wait for the run to finish; exit 1 if it failed")
+    run.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this many seconds")
+    args = parser.parse_args(argv)
+    quiet_telemetry()
+    root = args.root.resolve()
+    try:
+        if args.command == "server":
+            # exec: Ctrl-C and signals go straight to the server; its state lives in $PREFECT_HOME (SQLite).
+            prefect = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+            os.execv(sys.executable, [*prefect, "--port", str(args.port)])
+        d = load_deployment_params(root)
+        api = require_server()
+        if args.command == "worker":
+            os.execv(
+                sys.executable,
+                [sys.executable, "-m", "prefect", "worker", "start", "--pool", d.work_pool, "--type", d.work_pool_type],
+            )
+        if args.command == "deploy":
+            deployment_id = deploy(root, d)
+            schedule = f"cron '{d.cron}' ({d.timezone})" if d.cron else "no schedule (trigger only)"
+            print(f"deployment {FLOW_NAME}/{d.name} ({deployment_id}) on pool '{d.work_pool}', {schedule}")
+            print(f"  runs on {root}; UI: {api.removesuffix('/api')}/deployments; start a worker: make worker")
+            return 0
+        flow_run = trigger(d, trigger_parameters(args.force, args.set_param, args.data_path), args.wait, args.timeout)
+        state = flow_run.state
+        print(f"flow run '{flow_run.name}' ({flow_run.id}): {state.name if state else 'Scheduled'}")
+        print(f"  UI: {api.removesuffix('/api')}/runs/flow-run/{flow_run.id}")
+        return 1 if args.wait and (state is None or not state.is_completed()) else 0
+    except (DeployError, ParamsError) as exc:
+        print(f"FAILED: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""The runs a report compares, read from DVC experiments (any git revision) or from registry versions.
+
+A DVC experiment holds everything a run wrote: its params.yaml, metrics, training history, ROC/PR points,
+the gate's record and the validation report, all read at the experiment's commit through DVC's file system
+(DVC-cached outputs come from the local cache). A registry version holds metrics, history and lineage (the
+params) but no curves. Every file is optional: what is missing becomes a note on the run, never an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+Source = Literal["experiment", "commit", "workspace", "registry"]
+CURVES = ("roc.json", "precision_recall.json")
+
+
+class RunSelectionError(ValueError):
+    """The runs asked for cannot be found; says which and what exists."""
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    source: Source
+    rev: str | None = None
+    created: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # flattened: "train.lr" -> 0.001
+    metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json: task, n_test, test{}, threshold
+    history: list[dict[str, float]] = field(default_factory=list)  # history.csv rows
+    curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # plots/<name>.json -> rows
+    registration: dict[str, Any] | None = None  # reports/registration.json
+    validation: dict[str, Any] | None = None  # reports/validation.json
+    run_info: dict[str, Any] | None = None  # models/train/run_info.json (W&B run id)
+    notes: tuple[str, ...] = ()
+    failed: bool = False  # a DVC experiment whose run failed (no outputs)
+
+    @property
+    def test(self) -> dict[str, float]:
+        test = self.metrics.get("test")
+        return {k: float(v) for k, v in test.items() if isinstance(v, int | float)} if isinstance(test, dict) else {}
+
+    @property
+    def task(self) -> str | None:
+        return self.metrics.get("task") or self.params.get("data.task")
+
+    @property
+    def dataset(self) -> str | None:
+        return self.params.get("data.name")
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"train": {"lr": 1}}` -> `{"train.lr": 1}`; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat
+
+
+def parse_history(text: str) -> list[dict[str, float]]:
+    """history.csv rows as floats; cells that are not numbers are left out."""
+    rows = []
+    for raw in csv.DictReader(io.StringIO(text)):
+        row = {}
+        for key, value in raw.items():
+            try:
+                row[key] = float(value)
+            except (TypeError, ValueError):
+                continue
+        rows.append(row)
+    return rows
+
+
+def _get(tree: Mapping[str, Any], dotted: str, default: str) -> str:
+    node: Any = tree
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return str(node) if node else default
+
+
+ReadText = Callable[[str], str | None]
+
+
+def read_run(name: str, source: Source, read: ReadText, rev: str | None = None, created: str | None = None) -> Run:
+    """Assemble a run from the files `read` returns (None: absent); paths come from that run's params.yaml."""
+    notes: list[str] = []
+
+    def load_json(path: str, what: str) -> Any:
+        text = read(path)
+        if text is None:
+            notes.append(f"no {what} ({path})")
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            notes.append(f"{what} is not valid JSON ({path})")
+            return None
+
+    raw_params = yaml.safe_load(read("params.yaml") or "{}") or {}
+    train_dir = _get(raw_params, "train.out_dir", "models/train")
+    plots_dir = _get(raw_params, "evaluate.out_dir", "reports/evaluate") + "/plots"
+    metrics = load_json(_get(raw_params, "evaluate.metrics", "reports/metrics.json"), "metrics") or {}
+    history_text = read(f"{train_dir}/history.csv")
+    if history_text is None:
+        notes.append(f"no training history ({train_dir}/history.csv)")
+    curves = {}
+    if metrics.get("task") in ("binary", "multiclass"):
+        curves = {c: rows for c in CURVES if isinstance(rows := load_json(f"{plots_dir}/{c}", c), list)}
+    return Run(
+        name=name,
+        source=source,
+        rev=rev,
+        created=created,
+        params=flatten(raw_params),
+        metrics=metrics if isinstance(metrics, dict) else {},
+        history=parse_history(history_text) if history_text else [],
+        curves=curves,
+        registration=load_json(_get(raw_params, "register.record", "reports/registration.json"), "gate record"),
+        validation=load_json(_get(raw_params, "validate.report", "reports/validation.json"), "validation report"),
+        run_info=load_json(f"{train_dir}/run_info.json", "run info"),
+        notes=tuple(notes),
+    )
+
+
+# ---- DVC experiments ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpRef:
+    name: str
+    rev: str  # full sha, or "workspace"
+    created: str | None
+    source: Source
+    failed: bool = False
+
+
+def list_experiments(root: Path) -> list[ExpRef]:
+    """Baselines and experiments from `dvc exp show --json` (DVC's documented machine-readable listing)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise RunSelectionError(f"`dvc exp show --json` failed in {root}: {proc.stderr.strip() or proc.stdout}")
+    return parse_exp_show(json.loads(proc.stdout or "[]"))
+
+
+def parse_exp_show(shown: Sequence[Mapping[str, Any]]) -> list[ExpRef]:
+    refs: list[ExpRef] = []
+    for baseline in shown:
+        rev = baseline.get("rev", "")
+        data = baseline.get("data") or {}
+        if rev == "workspace":
+            refs.append(ExpRef("workspace", "workspace", None, "workspace"))
+        else:
+            refs.append(ExpRef(baseline.get("name") or rev[:7], rev, data.get("timestamp"), "commit"))
+        for exp in baseline.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state")
+            if state in ("queued", "running"):
+                continue
+            for exp_rev in exp.get("revs") or []:
+                exp_data = exp_rev.get("data") or {}
+                failed = state == "failed" or bool(exp_rev.get("error"))
+                name = exp_rev.get("name") or exp.get("name") or exp_rev["rev"][:7]
+                refs.append(ExpRef(name, exp_rev["rev"], exp_data.get("timestamp"), "experiment", failed))
+    return refs
+
+
+def select_experiments(refs: Sequence[ExpRef], names: Sequence[str] | None, last: int | None) -> list[ExpRef]:
+    """`names` (experiment names, branch names, sha prefixes, `workspace`) or the `last` N experiments plus the
+    baseline commit they branch from, as a reference."""
+    if names:
+        chosen = []
+        for name in names:
+            match = next(
+                (r for r in refs if name in (r.name, r.rev) or (len(name) >= 6 and r.rev.startswith(name))), None
+            )
+            if match is None:
+                known = ", ".join(r.name for r in refs) or "none"
+                raise RunSelectionError(f"no experiment or revision named {name!r} (known: {known})")
+            chosen.append(match)
+        return chosen
+    experiments = sorted((r for r in refs if r.source == "experiment"), key=lambda r: r.created or "", reverse=True)
+    baseline = next((r for r in refs if r.source == "commit"), None)
+    return [*experiments[: last or len(experiments)], *([baseline] if baseline else [])]
+
+
+def experiment_runs(root: Path, names: Sequence[str] | None = None, last: int | None = None) -> list[Run]:
+    """Read each selected experiment's files at its commit (DVC outputs from the cache)."""
+    refs = list_experiments(root)
+    chosen = select_experiments(refs, names, last)
+    if not chosen:
+        raise RunSelectionError(f"no DVC experiments or commits in {root}: run `dvc exp run` first, or use --registry")
+    return [_read_ref(root, ref) for ref in chosen]
+
+
+def _read_ref(root: Path, ref: ExpRef) -> Run:
+    if ref.failed:
+        return Run(
+            ref.name, ref.source, ref.rev, ref.created, notes=(f"failed: see `dvc queue logs {ref.name}`",), failed=True
+        )
+    if ref.source == "workspace":
+        return read_run(ref.name, ref.source, _workspace_reader(root), None, ref.created)
+    from dvc.api import DVCFileSystem
+
+    fs = DVCFileSystem(str(root), rev=ref.rev)
+
+    def read(path: str) -> str | None:
+        try:
+            return fs.read_text(path)
+        except Exception:  # noqa: BLE001 - absent at that revision, or its data is not in the cache
+            return None
+
+    return read_run(ref.name, ref.source, read, ref.rev, ref.created)
+
+
+def _workspace_reader(root: Path) -> ReadText:
+    def read(path: str) -> str | None:
+        try:
+            return (root / path).read_text()
+        except OSError:
+            return None
+
+    return read
+
+
+# ---- registry versions ------------------------------------------------------------------------------
+
+
+def registry_runs(
+    registry_dir: Path, name: str, versions: Sequence[int] | None = None, last: int | None = None
+) -> list[Run]:
+    """Registered versions of one model line: metrics, history and params (from lineage.json); no curves."""
+    index_path = registry_dir / name / "index.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunSelectionError(f"{index_path}: no readable registry index ({exc})") from None
+    entries = {int(e["version"]): e for e in index.get("versions", [])}
+    if versions:
+        unknown = sorted(set(versions) - set(entries))
+        if unknown:
+            raise RunSelectionError(f"{name} has no version(s) {unknown} (known: {sorted(entries)})")
+        chosen = list(versions)
+    else:
+        chosen = sorted(entries)[-(last or len(entries)) :]
+    return [_registry_run(registry_dir / name, entries[v]) for v in chosen]
+
+
+def _registry_run(model_dir: Path, entry: Mapping[str, Any]) -> Run:
+    package = model_dir / str(entry.get("path", f"versions/v{entry['version']}"))
+    read = _workspace_reader(package)
+    lineage = json.loads(read("lineage.json") or "{}")
+    gate = json.loads(read("gate_report.json") or "null")
+    history = read("history.csv")
+    registration = {
+        "passed": True,
+        "version": entry["version"],
+        "stage": entry.get("stage"),
+        "manifest_sha256": entry.get("manifest_sha256"),
+        "registry_path": str(package),
+        **(
+            {"reasons": _gate_reasons(gate), "held_back": gate.get("held_back") or []} if isinstance(gate, dict) else {}
+        ),
+    }
+    return Run(
+        name=f"v{entry['version']}",
+        source="registry",
+        rev=(lineage.get("git") or {}).get("rev"),
+        created=entry.get("created_at"),
+        params=flatten(lineage.get("params") or {}),
+        metrics=json.loads(read("metrics.json") or "{}"),
+        history=parse_history(history) if history else [],
+        registration=registration,
+        run_info=lineage.get("run"),
+        notes=("ROC/PR points are not kept in registry packages: compare DVC experiments for curves",),
+    )
+
+
+def _gate_reasons(gate: Mapping[str, Any]) -> list[str]:
+    return [str(c.get("reason") or c.get("name")) for c in gate.get("checks") or [] if isinstance(c, dict)]
