@@ -12,9 +12,10 @@ accepted snapshot. Rows printed, each as a median over the repeats, interleaved 
   default result format), run once, vs `pandas_suite` on the same `str` frame: the issue's 13x starting point
 
 Importing GX (seconds, once per process) and GX's first-call set-up are excluded from every timing and printed
-on their own line. Peak memory is tracemalloc's peak (numpy and Python allocations) in a separate, untimed pass.
+on their own line. Wall and CPU time are both shown: CPU time (this process only) is the steadier figure on a
+shared machine. Peak memory is tracemalloc's peak (numpy and Python allocations) in a separate, untimed pass.
 
-Usage: python -m bench.validation_speed [--rows 1000000] [--repeats 3]
+Usage: python -m bench.validation_speed [--rows 1000000] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def gx_validation(df: pd.DataFrame, ref: Reference, p: ValidateParams, nan_count
 def gx_suite(df: pd.DataFrame, ref: Reference, min_rows: int) -> Verdicts:
     from tabml.expectations import build_expectations, run_suite
 
-    return {(c.name, c.column): c.success for c in run_suite(df, ref, build_expectations(ref, set(), min_rows))}
+    checks = run_suite(df, ref, build_expectations(ref, set(), min_rows), min_rows)
+    return {(c.name, c.column): c.success for c in checks}
 
 
 def plain_gx_suite(df: pd.DataFrame, ref: Reference, min_rows: int) -> int:
@@ -159,6 +161,13 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
     return time.perf_counter() - start, out
 
 
+def cpu_timed(fn: Callable[[], T]) -> tuple[float, float, T]:
+    """Wall seconds, this process's CPU seconds (steadier on a shared machine), and the result."""
+    start, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - start, time.process_time() - cpu, out
+
+
 def peak_mib(fn: Callable[[], object]) -> float:
     tracemalloc.start()
     try:
@@ -171,7 +180,7 @@ def peak_mib(fn: Callable[[], object]) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.validation_speed", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     quiet_telemetry()
     from tasks.validate import read_snapshot
@@ -189,15 +198,15 @@ def main(argv: list[str] | None = None) -> None:
     setup_s, _ = timed(lambda: gx_validation(small, ref, LIMITS, small_nans))
     print(f"excluded from all timings: GX import {import_s:.1f} s, GX first-call set-up {setup_s:.1f} s (1,000 rows)")
 
-    ours, base, suite, base_suite = [], [], [], []
+    ours, base, suite, base_suite = [], [], [], []  # (wall, cpu) per run
     for _ in range(args.repeats):
-        t, gx_verdicts = timed(lambda: gx_validation(df, ref, LIMITS, nan_counts))
+        *t, gx_verdicts = cpu_timed(lambda: gx_validation(df, ref, LIMITS, nan_counts))
         ours.append(t)
-        t, pd_verdicts = timed(lambda: pandas_validation(df, ref, LIMITS, nan_counts))
+        *t, pd_verdicts = cpu_timed(lambda: pandas_validation(df, ref, LIMITS, nan_counts))
         base.append(t)
-        t, gx_suite_verdicts = timed(lambda: gx_suite(df, ref, LIMITS.min_rows))
+        *t, gx_suite_verdicts = cpu_timed(lambda: gx_suite(df, ref, LIMITS.min_rows))
         suite.append(t)
-        t, pd_suite_verdicts = timed(lambda: pandas_suite(df, ref, LIMITS.min_rows))
+        *t, pd_suite_verdicts = cpu_timed(lambda: pandas_suite(df, ref, LIMITS.min_rows))
         base_suite.append(t)
     assert gx_verdicts == pd_verdicts, "both sides must run the same checks with the same verdicts"
     assert gx_suite_verdicts == pd_suite_verdicts, "and the suite alone the same expectations"
@@ -208,18 +217,22 @@ def main(argv: list[str] | None = None) -> None:
         "ours": peak_mib(lambda: gx_validation(df, ref, LIMITS, nan_counts)),
         "pandas": peak_mib(lambda: pandas_validation(df, ref, LIMITS, nan_counts)),
     }
-    med = statistics.median
-    checks = len(gx_verdicts)
-    print(f"\n{'':34}{'GX (ours)':>12}{'pandas':>10}{'ratio':>8}")
-    print(f"{f'validation, {checks} checks':34}{med(ours):>10.2f} s{med(base):>8.2f} s{med(ours) / med(base):>7.1f}x")
-    suite_label = f"GX suite only, {len(pd_suite_verdicts)} checks"
-    print(f"{suite_label:34}{med(suite):>10.2f} s{med(base_suite):>8.2f} s{med(suite) / med(base_suite):>7.1f}x")
-    plain_label = f"plain GX suite, {plain_count} expectations"
-    print(f"{plain_label:34}{plain_s:>10.2f} s{base_plain:>8.2f} s{plain_s / base_plain:>7.1f}x")
-    print(f"{'validation, peak memory':34}{memory['ours']:>8.0f} MiB{memory['pandas']:>6.0f} MiB"
-          f"{memory['ours'] / memory['pandas']:>7.1f}x")  # fmt: skip
-    runs = {"GX": ours, "pandas": base}
-    print("\nevery validation run: " + "; ".join(f"{k} {', '.join(f'{t:.2f}' for t in v)} s" for k, v in runs.items()))
+
+    def row(label: str, ours_s: float, base_s: float, unit: str = "s") -> None:
+        print(f"{label:42}{ours_s:>9.2f} {unit:<3}{base_s:>7.2f} {unit:<3}{ours_s / base_s:>6.1f}x")
+
+    def med(runs: list[list[float]], i: int) -> float:
+        return statistics.median(r[i] for r in runs)
+
+    print(f"\n{'':42}{'GX (ours)':>13}{'pandas':>11}{'ratio':>7}")
+    row(f"validation, {len(gx_verdicts)} checks, wall", med(ours, 0), med(base, 0))
+    row(f"validation, {len(gx_verdicts)} checks, CPU", med(ours, 1), med(base, 1))
+    row(f"GX suite only, {len(pd_suite_verdicts)} checks, wall", med(suite, 0), med(base_suite, 0))
+    row(f"GX suite only, {len(pd_suite_verdicts)} checks, CPU", med(suite, 1), med(base_suite, 1))
+    row(f"plain GX suite, {plain_count} expectations, wall", plain_s, base_plain)
+    row("validation, peak memory", memory["ours"], memory["pandas"], "MiB")
+    for name, runs in (("GX", ours), ("pandas", base)):
+        print(f"{name} validation runs (wall/CPU s): " + ", ".join(f"{w:.2f}/{c:.2f}" for w, c in runs))
 
 
 if __name__ == "__main__":

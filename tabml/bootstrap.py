@@ -1,6 +1,6 @@
 """Paired bootstrap of a metric difference: two models scored on the same rows, resampled together.
 
-Each resample draws n rows with replacement, as per-row counts (a multinomial draw), and both models are
+Each resample draws n rows with replacement, kept as per-row counts, and both models are
 scored on the same counts, so the interval reflects the difference between the models and not the luck of
 the test split twice over. The usual primary metrics (binary AUROC, accuracy, log loss, RMSE, MAE, R²) are
 computed for a whole block of resamples at once from the counts; any other metric falls back to
@@ -104,6 +104,12 @@ def metric_on_resamples(
     return (vectorise and vectorised(task, metric, m, y)) or _one_at_a_time(task, metric, m, y)
 
 
+def resample_counts(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """(k, n): how often each row is drawn in each of k resamples of n rows with replacement."""
+    draws = rng.integers(0, n, size=(k, n)) + (np.arange(k) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=k * n).reshape(k, n).astype(np.float64)
+
+
 def paired_bootstrap(
     task: str,
     metric: str,
@@ -132,7 +138,7 @@ def paired_bootstrap(
     done = 0
     while done < samples:
         k = min(block, samples - done)
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=k).astype(np.float64)
+        counts = resample_counts(rng, n, k)
         ours, theirs = fa(counts), fb(counts)
         deltas.append(theirs - ours if metric in LOWER_IS_BETTER else ours - theirs)
         done += k

@@ -58,7 +58,8 @@ class ColumnDrift:
 
 
 def _finite(s: pd.Series) -> np.ndarray:
-    values = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    numbers = s if pd.api.types.is_numeric_dtype(s.dtype) else pd.to_numeric(s, errors="coerce")
+    values = numbers.to_numpy(dtype="float64", na_value=np.nan)
     return values[np.isfinite(values)]
 
 

@@ -47,53 +47,59 @@ def _q(names: object) -> str:
     return ", ".join(f"'{n}'" for n in names) if isinstance(names, list) else f"'{names}'"
 
 
+def expected(ref: Reference, check: str, column: str | None, min_rows: int) -> Any:
+    """What a check of the GX suite expects, read from the reference: for the report and the failure message."""
+    if check == "columns_present":
+        return list(ref.columns)
+    if check == "row_count":
+        return {"min": max(ref.row_count.min or 0, min_rows), "max": ref.row_count.max}
+    col = ref.columns[str(column)]
+    return {
+        "not_null": {"max_null_fraction": col.max_null_fraction},
+        "range": {"min": col.min, "max": col.max},
+        "categories": col.allowed_values,
+        "target_classes": ref.target.classes,
+    }.get(check, "unique")
+
+
 def build_expectations(
     ref: Reference, skip: set[str], min_rows: int, empty: frozenset[str] = frozenset()
 ) -> list[Expectation]:
     """The GX expectations for a reference; columns in `skip` (missing, or of the wrong kind) get no checks,
     columns in `empty` (no value at all: GX's min of nothing fails) only the null check.
 
-    Aggregate expectations wherever GX has them (column min and max, distinct values in a set, proportion of
-    unique values): GX's per-value ("map") expectations copy the whole table once per column they check.
+    Aggregate expectations wherever GX has them (quantiles 0 and 1 for a range, distinct values in a set,
+    proportion of unique values): GX's per-value ("map") expectations copy the whole table once per column.
+    `meta` names the check only: GX rebuilds each expectation's configuration, meta included, dozens of times.
     """
     quiet_telemetry()
     import great_expectations.expectations as gxe
 
     out: list[Expectation] = []
 
-    def add(expectation: type[Expectation], check: str, expected: Any, **kwargs: Any) -> None:
-        out.append(expectation(meta={"check": check, "expected": expected}, **kwargs))
+    def add(expectation: type[Expectation], check: str, **kwargs: Any) -> None:
+        out.append(expectation(meta={"check": check}, **kwargs))
 
-    names, rows = list(ref.columns), {"min": max(ref.row_count.min or 0, min_rows), "max": ref.row_count.max}
-    add(gxe.ExpectTableColumnsToMatchSet, "columns_present", names, column_set=names, exact_match=False)
-    add(gxe.ExpectTableRowCountToBeBetween, "row_count", rows, min_value=rows["min"], max_value=rows["max"])
+    rows = expected(ref, "row_count", None, min_rows)
+    add(gxe.ExpectTableColumnsToMatchSet, "columns_present", column_set=list(ref.columns), exact_match=False)
+    add(gxe.ExpectTableRowCountToBeBetween, "row_count", min_value=rows["min"], max_value=rows["max"])
     for name, col in ref.columns.items():
         if name in skip:
             continue
         if col.max_null_fraction < 1:
-            limit, mostly = {"max_null_fraction": col.max_null_fraction}, round(1 - col.max_null_fraction, 6)
-            add(gxe.ExpectColumnValuesToNotBeNull, "not_null", limit, column=name, mostly=mostly)
+            add(gxe.ExpectColumnValuesToNotBeNull, "not_null", column=name, mostly=round(1 - col.max_null_fraction, 6))
         if name in empty:
             continue
-        if col.min is not None and col.max is not None:  # one `range` check in the report (run_suite merges)
-            bounds = {"min": col.min, "max": col.max}
-            add(gxe.ExpectColumnMinToBeBetween, "range", bounds, column=name, min_value=col.min)
-            add(gxe.ExpectColumnMaxToBeBetween, "range", bounds, column=name, max_value=col.max)
+        if col.min is not None and col.max is not None:  # quantile 0 >= min and quantile 1 <= max: one aggregate
+            ranges = {"quantiles": [0.0, 1.0], "value_ranges": [[col.min, None], [None, col.max]]}
+            add(gxe.ExpectColumnQuantileValuesToBeBetween, "range", column=name, quantile_ranges=ranges)
         if col.allowed_values:
-            values = col.allowed_values
-            add(gxe.ExpectColumnDistinctValuesToBeInSet, "categories", values, column=name, value_set=values)
+            add(gxe.ExpectColumnDistinctValuesToBeInSet, "categories", column=name, value_set=col.allowed_values)
     target = ref.target
     if target.classes and target.column in ref.columns and target.column not in skip | empty:
-        classes = target.classes
-        add(gxe.ExpectColumnDistinctValuesToBeInSet, "target_classes", classes, column=target.column, value_set=classes)
+        add(gxe.ExpectColumnDistinctValuesToBeInSet, "target_classes", column=target.column, value_set=target.classes)
     if ref.id_column in ref.columns and ref.id_column not in skip | empty:
-        add(
-            gxe.ExpectColumnProportionOfUniqueValuesToBeBetween,
-            "unique_id",
-            "unique",
-            column=ref.id_column,
-            min_value=1,
-        )
+        add(gxe.ExpectColumnProportionOfUniqueValuesToBeBetween, "unique_id", column=ref.id_column, min_value=1)
     return out
 
 
@@ -107,7 +113,7 @@ def _for_gx(df: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     return df.assign(**strings) if strings else df
 
 
-def run_suite(df: pd.DataFrame, ref: Reference, expectations: list[Expectation]) -> list[Check]:
+def run_suite(df: pd.DataFrame, ref: Reference, expectations: list[Expectation], min_rows: int) -> list[Check]:
     """Validate the whole frame in an ephemeral GX context; explain the failures with pandas."""
     quiet_telemetry()
     import great_expectations as gx
@@ -127,24 +133,20 @@ def run_suite(df: pd.DataFrame, ref: Reference, expectations: list[Expectation])
     for r in validator.validate_expectation_suite(suite).results:
         config = r.expectation_config
         assert config is not None and config.meta is not None
-        name, expected, column = config.meta["check"], config.meta["expected"], config.kwargs.get("column")
+        name, column = config.meta["check"], config.kwargs.get("column")
+        expects = expected(ref, name, column, min_rows)
         if r.success:
-            checks.append(Check(name, column, "error", True, expected, None, "ok"))
+            checks.append(Check(name, column, "error", True, expects, None, "ok"))
             continue
         errors = [v["exception_message"] for v in (r.exception_info or {}).values() if isinstance(v, dict)]
         observed, message = (
             ({"exception": errors[0]}, f"{name} could not be evaluated: {errors[0]}")
             if errors and errors[0]
-            else explain(name, df, column, expected)
+            else explain(name, df, column, expects)
         )
         where = f"column {_q(column)}: " if column else ""
-        checks.append(Check(name, column, "error", False, expected, observed, where + message))
-    merged: dict[tuple[str, str | None], Check] = {}  # a column's min and max expectations are one `range` check
-    for check in checks:
-        key = (check.name, check.column)
-        if key not in merged or merged[key].success:
-            merged[key] = check
-    return list(merged.values())
+        checks.append(Check(name, column, "error", False, expects, observed, where + message))
+    return checks
 
 
 def explain(name: str, df: pd.DataFrame, column: str | None, expected: Any) -> tuple[Any, str]:
@@ -222,7 +224,7 @@ def finite_checks(df: pd.DataFrame, ref: Reference, skip: set[str], nan_counts: 
     checks = []
     for c, col in ref.columns.items():
         if col.kind in NUMERIC and c not in skip and c in df.columns:
-            values = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            values = df[c].to_numpy(dtype="float64", na_value=np.nan)  # the kind check passed: numbers or nulls
             inf, nan = int(np.isinf(values).sum()), int(nan_counts.get(c, 0))
             message = f"column {_q(c)}: {nan} NaN and {inf} ±inf value(s) in a numeric column"
             checks.append(_error("finite", c, not inf + nan, "no NaN or ±inf", {"inf": inf, "nan": nan}, message))
@@ -280,7 +282,7 @@ def validate_frame(
     wrong_kind = {c.column for c in checks if c.name == "type" and not c.success and c.column}
     skip = {c for c in ref.columns if c not in df.columns} | wrong_kind
     empty = frozenset(c for c in ref.columns if c in df.columns and c not in skip and not df[c].notna().any())
-    checks += run_suite(df, ref, build_expectations(ref, skip, p.min_rows, empty))
+    checks += run_suite(df, ref, build_expectations(ref, skip, p.min_rows, empty), p.min_rows)
     checks += finite_checks(df, ref, skip, nan_counts or {})
     checks += target_checks(df, ref, data)
     profiles = {c: prof for c, prof in ref.profiles().items() if c not in skip}

@@ -21,13 +21,17 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["mlp", "embedding_mlp"]
+    kind: Literal["mlp", "embedding_mlp", "ft_transformer"]
     n_numeric: int
     cardinalities: list[int]  # per categorical column, including code 0 (missing / other)
     hidden_sizes: list[int]
     dropout: float
     embedding_dim: int
     output_dim: int
+    # ft_transformer only; the defaults let configs saved before this option load unchanged.
+    token_dim: int = 64
+    transformer_blocks: int = 3
+    attention_heads: int = 8
 
 
 def category_embedding_dim(cardinality: int, cap: int) -> int:
@@ -52,16 +56,55 @@ class PeriodicNumericEmbedding(nn.Module):
         return torch.relu(out).flatten(1)
 
 
+class FTTransformer(nn.Module):
+    """FT-Transformer (Gorishniy et al., 2021): every feature becomes a token (a numeric value scales a learned
+    vector, a category looks one up), a [CLS] token is prepended, pre-norm Transformer blocks mix them, and the
+    prediction is read from [CLS]."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        d = config.token_dim
+        bound = 1 / math.sqrt(d)
+        self.numeric_weight = nn.Parameter(torch.empty(config.n_numeric, d).uniform_(-bound, bound))
+        self.numeric_bias = nn.Parameter(torch.empty(config.n_numeric, d).uniform_(-bound, bound))
+        self.categories = nn.ModuleList(nn.Embedding(card, d) for card in config.cardinalities)
+        self.category_bias = nn.Parameter(torch.empty(len(config.cardinalities), d).uniform_(-bound, bound))
+        self.cls = nn.Parameter(torch.empty(1, 1, d).uniform_(-bound, bound))
+        block = nn.TransformerEncoderLayer(
+            d,
+            config.attention_heads,
+            dim_feedforward=d * 4 // 3,
+            dropout=config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.blocks = nn.TransformerEncoder(block, config.transformer_blocks, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.ReLU(), nn.Linear(d, config.output_dim))
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        tokens = [self.cls.expand(x_num.shape[0], -1, -1), x_num[..., None] * self.numeric_weight + self.numeric_bias]
+        if self.categories:
+            embedded = torch.stack([emb(x_cat[:, i]) for i, emb in enumerate(self.categories)], dim=1)
+            tokens.append(embedded + self.category_bias)
+        return self.head(self.blocks(torch.cat(tokens, dim=1))[:, 0])
+
+
 class TabularNet(nn.Module):
-    """Categoricals through embeddings, numerics raw (`mlp`) or embedded (`embedding_mlp`), then MLP + linear."""
+    """Categoricals through embeddings, numerics raw (`mlp`) or embedded (`embedding_mlp`), then MLP + linear;
+    or, with `ft_transformer`, an `FTTransformer` over feature tokens."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        if config.kind == "ft_transformer":
+            self.transformer = FTTransformer(config)
+            return
+        dims = [category_embedding_dim(card, config.embedding_dim * 4) for card in config.cardinalities]
         self.embeddings = nn.ModuleList(
-            nn.Embedding(card, category_embedding_dim(card, config.embedding_dim * 4)) for card in config.cardinalities
+            nn.Embedding(card, dim) for card, dim in zip(config.cardinalities, dims, strict=True)
         )
-        cat_width = sum(e.embedding_dim for e in self.embeddings)
+        cat_width = sum(dims)
         self.numeric: nn.Module
         if config.kind == "embedding_mlp" and config.n_numeric > 0:
             self.numeric = PeriodicNumericEmbedding(config.n_numeric, config.embedding_dim)
@@ -80,6 +123,8 @@ class TabularNet(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        if self.config.kind == "ft_transformer":
+            return self.transformer(x_num, x_cat)
         parts = [self.numeric(x_num)] if self.config.n_numeric else []
         parts += [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
         if not parts:

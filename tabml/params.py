@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 TaskType = Literal["binary", "multiclass", "regression"]
 ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "drop"]
@@ -82,10 +82,13 @@ class PreprocessParams(Section):
 class TrainParams(Section):
     out_dir: Path
     checkpoint_dir: Path
-    model: Literal["mlp", "embedding_mlp"]
+    model: Literal["mlp", "embedding_mlp", "ft_transformer"]
     hidden_sizes: list[int] = Field(min_length=1)
     dropout: float = Field(ge=0, lt=1)
     embedding_dim: int = Field(ge=1)
+    token_dim: int = Field(ge=1)  # ft_transformer: width of each feature token
+    transformer_blocks: int = Field(ge=1)
+    attention_heads: int = Field(ge=1)
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     batch_size: int = Field(ge=1)  # global: rows per optimiser step over all ranks
@@ -106,6 +109,14 @@ class TrainParams(Section):
     resume: bool
     seed: int
     deterministic: bool
+
+    @model_validator(mode="after")
+    def _heads_divide_tokens(self) -> TrainParams:
+        if self.token_dim % self.attention_heads:
+            raise ValueError(
+                f"token_dim ({self.token_dim}) must be a multiple of attention_heads ({self.attention_heads})"
+            )
+        return self
 
 
 class EvaluateParams(Section):

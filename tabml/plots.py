@@ -50,8 +50,13 @@ def precision_recall_figure(rows: Rows) -> Any:
 
 def calibration_figure(rows: Rows) -> Any:
     fig = _curves(
-        rows, "mean_predicted", "fraction_positive", "Calibration (test)", "mean predicted probability",
-        "observed frequency", True,
+        rows,
+        "mean_predicted",
+        "fraction_positive",
+        "Calibration (test)",
+        "mean predicted probability",
+        "observed frequency",
+        True,
     )
     for line in fig.axes[0].lines[:-1]:
         line.set_marker("o")

@@ -80,6 +80,10 @@ def _validation_section(report: Report) -> str:
     lines = ["## Validation", "", ", ".join(facts)]
     for label, value in (("errors", report.get("errors")), ("warnings", report.get("warnings"))):
         lines += _messages(label, value)
+    if report.get("data_docs"):
+        lines += ["", f"Data Docs: [{report['data_docs']}]({report['data_docs']})"]
+    if report.get("quarantine"):
+        lines += ["", f"quarantined: `{report['quarantine']}` (accepted snapshot and registered model untouched)"]
     return "\n".join(lines)
 
 

@@ -11,6 +11,8 @@ from typing import Any
 import lightning as L
 import torch
 import torchmetrics
+from lightning.pytorch.core.optimizer import LightningOptimizer
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 from torchmetrics.aggregation import MeanMetric, SumMetric
 
@@ -23,7 +25,7 @@ def split_metrics(task: str, n_classes: int, prefix: str) -> torchmetrics.Metric
     from torchmetrics import classification as cls
     from torchmetrics import regression as reg
 
-    metrics: dict[str, torchmetrics.Metric]
+    metrics: dict[str, torchmetrics.Metric | torchmetrics.MetricCollection]
     if task == "binary":
         metrics = {"auroc": cls.BinaryAUROC(), "accuracy": cls.BinaryAccuracy()}
     elif task == "multiclass":
@@ -65,6 +67,8 @@ class TabularSystem(L.LightningModule):
         self.save_hyperparameters()
         self.net = TabularNet(ModelConfig.model_validate(net_config))
         self.task = task
+        self.lr, self.weight_decay, self.lr_patience = lr, weight_decay, lr_patience
+        self.target_mean, self.target_std = target_mean, target_std
         weights = torch.tensor(class_weights) if class_weights else None
         self.loss_fn: nn.Module
         if task == "binary":
@@ -90,7 +94,7 @@ class TabularSystem(L.LightningModule):
             return self.loss_fn(logits[:, 0], y.float())
         if self.task == "multiclass":
             return self.loss_fn(logits, y)
-        return self.loss_fn(logits[:, 0], (y - self.hparams.target_mean) / self.hparams.target_std)
+        return self.loss_fn(logits[:, 0], (y - self.target_mean) / self.target_std)
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """What the metrics compare with the target: probabilities or values in target units."""
@@ -99,7 +103,7 @@ class TabularSystem(L.LightningModule):
             return torch.sigmoid(logits[:, 0])
         if self.task == "multiclass":
             return torch.softmax(logits, dim=1)
-        return logits[:, 0] * self.hparams.target_std + self.hparams.target_mean
+        return logits[:, 0] * self.target_std + self.target_mean
 
     def on_train_epoch_start(self) -> None:
         self.running.reset()
@@ -116,6 +120,7 @@ class TabularSystem(L.LightningModule):
         """
         optimizer = self.optimizers()
         model = self.trainer.strategy.model  # DistributedDataParallel under DDP, this module otherwise
+        assert isinstance(optimizer, LightningOptimizer) and model is not None
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # 16-mixed only
         for x_num, x_cat, y in steps:
             loss = self.loss(model(x_num, x_cat), y)
@@ -150,7 +155,9 @@ class TabularSystem(L.LightningModule):
         self.val_rows.reset()
         if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
             # Stepped here, before the epoch's checkpoint is saved, so a resumed run has the same schedule.
-            self.lr_schedulers().step(self.val_loss.compute())
+            scheduler = self.lr_schedulers()
+            assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+            scheduler.step(float(self.val_loss.compute()))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A mid-epoch checkpoint carries the epoch's running train loss, so a resumed epoch reports all of it.
@@ -162,9 +169,9 @@ class TabularSystem(L.LightningModule):
         if running["rows"]:
             self.running.reset(torch.tensor(running["sum"], device=self.device), int(running["rows"]))
 
-    def configure_optimizers(self) -> dict[str, object]:
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=0.5, patience=self.hparams.lr_patience
+            optimizer, mode="min", factor=0.5, patience=self.lr_patience
         )
         return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -50,6 +51,9 @@ def net_config(state: PreprocessState, p: TrainParams) -> dict[str, object]:
         "dropout": p.dropout,
         "embedding_dim": p.embedding_dim,
         "output_dim": state.output_dim,
+        "token_dim": p.token_dim,
+        "transformer_blocks": p.transformer_blocks,
+        "attention_heads": p.attention_heads,
     }
 
 
@@ -136,8 +140,8 @@ def run(params: Params) -> list[Path]:
     from tabml.resume import (
         Preempted,
         ResumeMismatch,
-        finish_checkpoint_dir,
         fingerprint,
+        finish_checkpoint_dir,
         plan_resume,
         prepare_checkpoint_dir,
     )
@@ -162,6 +166,9 @@ def run(params: Params) -> list[Path]:
         prepare_checkpoint_dir(p.checkpoint_dir, plan, run_fingerprint)
         print(f"[train] {plan.reason}", flush=True)
         config = {"train": p.model_dump(mode="json"), "task": state.task, "dataset": params.data.name}
+        # Our own W&B service, not one inherited from a parent process (the flow, pytest): an inherited service
+        # keeps a killed train's run open, and the resumed run's id would be refused as "in use".
+        os.environ.pop("WANDB_SERVICE", None)
         wandb_run = init_run(params.tracking, plan.run_id, "train", config)
         if wandb_run is not None:
             from lightning.pytorch.loggers import WandbLogger
@@ -173,7 +180,9 @@ def run(params: Params) -> list[Path]:
         if wandb_run is not None:
             wandb_run.mark_preempting()
         finish_run(wandb_run)
-        raise StageError(str(exc), "train", "run the stage again (`dvc repro`, the flow, a requeue): it resumes") from exc
+        raise StageError(
+            str(exc), "train", "run the stage again (`dvc repro`, the flow, a requeue): it resumes"
+        ) from exc
     except ResumeMismatch as exc:
         raise StageError(str(exc), p.checkpoint_dir, "put train.checkpoint_dir on a shared filesystem") from exc
     if not trainer.is_global_zero:

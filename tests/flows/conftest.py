@@ -18,6 +18,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+# DVC binds its log handlers to sys.stdout when first imported: import it here, at collection, not first under
+# a test's capsys, whose stream is closed after that test (DVC's logging would then fail every later stage).
+import dvc  # noqa: F401
 import httpx
 import pytest
 

@@ -79,3 +79,19 @@ def test_read_report_tolerates_absent_broken_and_non_object_files(tmp_path: Path
     assert read_report(listed) is None
     assert read_report(tmp_path / "absent.json") is None
     assert read_report(None) is None
+
+
+def test_validation_section_links_data_docs_and_names_the_quarantine() -> None:
+    from tabml.run_summary import summary_markdown
+
+    markdown = summary_markdown(
+        [],
+        validation={
+            "success": False,
+            "rows": 10,
+            "data_docs": "reports/validation.html",
+            "quarantine": "quarantine/credit/20261122T000000Z",
+        },
+    )
+    assert "Data Docs: [reports/validation.html](reports/validation.html)" in markdown
+    assert "quarantine/credit/20261122T000000Z" in markdown

@@ -38,8 +38,9 @@ def processed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def train_process(root: Path, *extra: str) -> subprocess.Popen[str]:
     """`python -m tasks.train` as DVC and the flow run it (a real process, so DDP can re-launch it per rank)."""
+    command = [sys.executable, "-m", "tasks.train", *extra]
     return subprocess.Popen(
-        [sys.executable, "-m", "tasks.train", *extra], cwd=root, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command, cwd=root, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
 
 
@@ -74,9 +75,9 @@ def val_loss_of_saved_model(root: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["mlp", "embedding_mlp"])
+@pytest.mark.parametrize("model", ["mlp", "embedding_mlp", "ft_transformer"])
 def test_train_writes_safetensors_that_reload_to_the_same_predictions(processed: Path, model: str) -> None:
-    edit_params(processed, train={"model": model})
+    edit_params(processed, train={"model": model, "token_dim": 32, "transformer_blocks": 2})  # small on CPU
     train.run(load_params())
     out = processed / "models/train"
     assert {"model.safetensors", "model_config.json", "history.csv", "run_info.json"} <= {p.name for p in out.iterdir()}
@@ -172,7 +173,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_from_last_checkpoint_in_the_same_w
     checkpoints = processed / "checkpoints/train"
     first = train_process(processed)
     wait_for(checkpoints / "last.ckpt", first)
-    first.send_signal(signal.SIGKILL)  # what an OOM kill or a lost node does: no handler runs
+    os.killpg(first.pid, signal.SIGKILL)  # a lost node or a killed pod: every process of it, no handler runs
     first.wait()
     run_id = json.loads((checkpoints / "run.json").read_text())["wandb_run_id"]
 
@@ -180,7 +181,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_from_last_checkpoint_in_the_same_w
 
     info = run_info(processed)
     assert "resuming the interrupted run" in out and info["resumed_from"]["epoch"] > 0
-    assert info["wandb_run_id"] == run_id and set(wandb_run_ids(processed)) == {run_id}
+    assert info["wandb_run_id"] == run_id and set(wandb_run_ids(processed)) == {run_id}, out
     assert info["epochs"] == 6 and len(pd.read_csv(processed / "models/train/history.csv")) == 6
     assert not checkpoints.exists()
 
@@ -231,7 +232,9 @@ def test_missing_processed_data_fails_with_the_path(processed: Path, capsys: pyt
     assert "data/processed" in capsys.readouterr().err
 
 
-def test_a_spawn_strategy_is_refused_with_the_supported_ones(processed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_spawn_strategy_is_refused_with_the_supported_ones(
+    processed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     edit_params(processed, train={"strategy": "ddp_spawn"})
     assert train.main([]) == 1
     assert "train.strategy" in capsys.readouterr().err
