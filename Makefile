@@ -100,3 +100,7 @@ bench-gate: setup  ## the paired bootstrap of the champion gate: vectorised vs t
 
 vega-offline: setup  ## rebuild vega_offline/dvc_plots.html from the npm registry (needs npm)
 	$(PY) -m tabml.vega_offline
+
+.PHONY: bench-train
+bench-train: setup  ## train throughput vs a hand-written PyTorch loop, and test AUROC vs LightGBM (docs/training.md)
+	$(PY) -m bench.train_throughput

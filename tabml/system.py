@@ -35,6 +35,13 @@ def split_metrics(task: str, n_classes: int, prefix: str) -> torchmetrics.Metric
     return torchmetrics.MetricCollection(metrics, prefix=prefix)
 
 
+def adamw(parameters: list[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel where it has one (CPU, CUDA): one kernel per step instead of a dozen
+    small ops per parameter, about a third of a small network's step time on CPU."""
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in parameters)
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
 class RunningLoss:
     """The epoch's train loss as a device tensor: no host sync and no logging call per step (a plain object, as
     setting attributes on an nn.Module in the hot loop is slow)."""
@@ -85,6 +92,12 @@ class TabularSystem(L.LightningModule):
         self.last_val_rows = 0  # rows the last validation saw over all ranks (each exactly once)
         self.automatic_optimization = False
         self.running = RunningLoss()
+
+    def setup(self, stage: str) -> None:
+        # `deterministic: true` keeps deterministic kernels, but not torch's NaN-filling of every `torch.empty`
+        # (a debugging aid for reads of uninitialised memory) that costs a small tabular network ~25% of its
+        # step time on CPU. Set here, on every rank, as spawned ranks start from torch's defaults.
+        torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         return self.net(x_num, x_cat)
@@ -162,15 +175,16 @@ class TabularSystem(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A mid-epoch checkpoint carries the epoch's running train loss, so a resumed epoch reports all of it.
         loss_sum = float(self.running.loss_sum) if self.running.loss_sum is not None else 0.0
-        checkpoint["train_loss_running"] = {"sum": loss_sum, "rows": self.running.rows}
+        checkpoint["tabml_running"] = {"sum": loss_sum, "rows": self.running.rows, "val_rows": self.last_val_rows}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        running = checkpoint.get("train_loss_running", {"sum": 0.0, "rows": 0})
+        running = checkpoint.get("tabml_running", {"sum": 0.0, "rows": 0, "val_rows": 0})
+        self.last_val_rows = int(running["val_rows"])
         if running["rows"]:
             self.running.reset(torch.tensor(running["sum"], device=self.device), int(running["rows"]))
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = adamw(list(self.parameters()), self.lr, self.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=0.5, patience=self.lr_patience
         )

@@ -7,6 +7,7 @@ tracks (one W&B run) and writes. A killed or preempted run resumes on the next r
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -178,7 +179,8 @@ def run(params: Params) -> list[Path]:
         trainer.fit(system, datamodule=data, ckpt_path=plan.checkpoint, weights_only=True)
     except Preempted as exc:
         if wandb_run is not None:
-            wandb_run.mark_preempting()
+            with contextlib.suppress(Exception):  # tracking never fails the run
+                wandb_run.mark_preempting()
         finish_run(wandb_run)
         raise StageError(
             str(exc), "train", "run the stage again (`dvc repro`, the flow, a requeue): it resumes"

@@ -31,11 +31,11 @@ def quiet_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
             "DO_NOT_TRACK": "1",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "GX_ANALYTICS_ENABLED": "false",
-        # a loaded 2-core CI machine can take longer than Prefect's 20 s default to start a temporary server
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+            # a loaded 2-core CI machine can take longer than Prefect's 20 s default to start a temporary server
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
             "WANDB_MODE": "offline",
             "WANDB_SILENT": "true",
-        "WANDB_ERROR_REPORTING": "false",
+            "WANDB_ERROR_REPORTING": "false",
             "DVC_SITE_CACHE_DIR": str(state / "dvc-site-cache"),
             "PREFECT_HOME": str(state / "prefect"),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

@@ -2,6 +2,7 @@ import json
 import os
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -13,6 +14,7 @@ from tabml.resume import (
     LAST_CHECKPOINT,
     CrashSafety,
     Preempted,
+    ResumeMismatch,
     ResumePlan,
     fingerprint,
     plan_resume,
@@ -142,3 +144,18 @@ def test_last_ckpt_is_also_saved_every_n_steps(tmp_path: Path) -> None:
 
     tiny_fit(tmp_path, [Spy(tmp_path / LAST_CHECKPOINT, resuming=False, every_n_steps=7)], max_epochs=1)
     assert saves == [8, 14]  # first call past 7 and 14; step 20 is the epoch's end, left to the epoch checkpoint
+
+
+def test_ranks_that_disagree_about_resuming_stop_at_start_up_instead_of_hanging(tmp_path: Path) -> None:
+    """Rank 1 of a 2-node job cannot see last.ckpt (checkpoint_dir on node-local disk): a clear error at setup."""
+    votes = [True, False]  # this rank resumes, another does not
+
+    def reduce_boolean_decision(decision: bool, **how: bool) -> bool:
+        return all(votes) if how["all"] else any(votes)
+
+    strategy = SimpleNamespace(reduce_boolean_decision=reduce_boolean_decision)
+    trainer = SimpleNamespace(world_size=2, strategy=strategy)
+    with pytest.raises(ResumeMismatch, match="every node shares"):
+        CrashSafety(tmp_path / LAST_CHECKPOINT, resuming=True).setup(trainer, None, "fit")  # type: ignore[arg-type]
+    votes[1] = True
+    CrashSafety(tmp_path / LAST_CHECKPOINT, resuming=True).setup(trainer, None, "fit")  # type: ignore[arg-type]

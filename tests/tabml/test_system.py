@@ -57,8 +57,13 @@ def test_epoch_metrics_cover_every_validation_row_and_the_scheduler_is_stepped()
 def test_the_running_train_loss_travels_in_checkpoints() -> None:
     system = TabularSystem(NET, "binary")
     system.running.add(torch.tensor(0.5), 10)
+    system.last_val_rows = 300
     checkpoint: dict[str, object] = {}
     system.on_save_checkpoint(checkpoint)
     restored = TabularSystem(NET, "binary")
     restored.on_load_checkpoint(checkpoint)
-    assert restored.running.rows == 10 and float(restored.running.loss_sum) == pytest.approx(5.0)  # type: ignore[arg-type]
+    assert (
+        restored.last_val_rows == 300
+        and restored.running.rows == 10
+        and float(restored.running.loss_sum) == pytest.approx(5.0)
+    )  # type: ignore[arg-type]
