@@ -68,7 +68,7 @@ report: setup  ## reports/compare.html: the last 5 DVC experiments and their bas
 	$(PY) -m tabml.report
 
 wandb-sync: setup  ## upload offline W&B runs; runs already uploaded are skipped
-	$(PY) -m tabml.tracking sync
+	$(PY) -m tabml.tracking_sync
 
 bench-tracking: setup  ## what W&B tracking adds to evaluate and register, per mode
 	$(PY) -m bench.tracking_overhead

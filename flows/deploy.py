@@ -163,7 +163,7 @@ def trigger(d: DeploymentParams, parameters: dict[str, Any], wait: bool, timeout
 
 
 def load_deployment_params(root: Path) -> DeploymentParams:
-    from flows.pipeline import load_flow_params
+    from tabml.flow_params import load_flow_params
 
     return load_flow_params(root / "params.yaml").orchestration.deployment
 

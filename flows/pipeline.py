@@ -10,24 +10,20 @@ Usage: python -m flows.pipeline [--root .] [--force] [-S train.lr=0.003] [--data
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prefect import Flow, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State, TaskRun
 from prefect.context import FlowRunContext
-from pydantic import ValidationError
 
 from tabml.dvc_stages import (
     PipelineDefinitionError,
@@ -40,66 +36,18 @@ from tabml.dvc_stages import (
     reproduce_stage,
 )
 from tabml.env import quiet_telemetry
+from tabml.flow_params import FlowParams, load_flow_params
 from tabml.lineage import FLOW_RUN_ENV  # the register stage records the run that produced a version
 from tabml.notify import FailureNotice, deliver, explain, render
 from tabml.params import OrchestrationParams, ParamsError, StagePolicy
-from tabml.publish_run import Published, PublishError, publish_run
+from tabml.publish_run import Published, PublishError, publish_run, should_publish
 from tabml.run_summary import read_report, status_line, summary_markdown
 from tabml.tracking import RUN_ID_ENV as WANDB_RUN_ENV  # train and evaluate join one W&B run per pipeline run
+from tabml.tracking import wandb_run_id
 from tabml.workspace_lock import WorkspaceLockTimeout, workspace_lock
 
 SUMMARY_KEY = "pipeline-summary"
 PUBLISH_STEP = "publish"  # the flow's own last step; its retry policy is orchestration.stages.publish
-
-
-@dataclass(frozen=True)
-class FlowParams:
-    """What the flow itself reads from params.yaml: orchestration settings and where the stages leave reports."""
-
-    orchestration: OrchestrationParams
-    validation_report: Path | None = None
-    metrics: Path | None = None
-    registration_record: Path | None = None
-
-
-def load_flow_params(path: Path) -> FlowParams:
-    """Read `orchestration` and the report paths; other sections are the stages' to validate when they run."""
-    if not path.is_file():
-        raise ParamsError(f"{path}: file not found. Pass the project root with --root.")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}.")
-    try:
-        orchestration = OrchestrationParams.model_validate(raw.get("orchestration") or {})
-    except ValidationError as exc:
-        keys = "; ".join(f"orchestration.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ParamsError(f"{path}: invalid parameters: {keys}") from None
-
-    def report_path(section: str, key: str) -> Path | None:
-        value = (raw.get(section) or {}).get(key)
-        return path.parent / value if value else None
-
-    return FlowParams(
-        orchestration=orchestration,
-        validation_report=report_path("validate", "report"),
-        metrics=report_path("evaluate", "metrics"),
-        registration_record=report_path("register", "record"),
-    )
-
-
-def wandb_run_id(flow_run_id: str) -> str:
-    """8 lowercase hex characters derived from the flow run id: every stage (and every retry) joins one W&B run."""
-    return hashlib.sha256(flow_run_id.encode()).hexdigest()[:8]
-
-
-def should_publish(requested: bool | None, from_deployment: bool, orchestration: OrchestrationParams) -> bool:
-    """An explicit request wins; otherwise `publish.scheduled` for deployment runs, `publish.manual` for the rest."""
-    if requested is not None:
-        return requested
-    return orchestration.publish.scheduled if from_deployment else orchestration.publish.manual
 
 
 def retry_if_it_can_help(task: Any, task_run: TaskRun, state: State) -> bool:

@@ -106,7 +106,7 @@ def suggest(frame: pd.DataFrame, path: Path, target: str | None, p: PreprocessPa
 
 
 def render(s: Suggestion, path: Path) -> str:
-    data = {
+    data: dict[str, object] = {
         "name": s.name,
         "path": str(path),
         "format": "auto",

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from tabml.params import OrchestrationParams
+
 ALWAYS = ("dvc.lock", "params.yaml")
 
 
@@ -168,3 +170,10 @@ def _git(
     if proc.returncode not in ok:
         raise subprocess.CalledProcessError(proc.returncode, ["git", *args], proc.stdout, proc.stderr)
     return proc.stdout
+
+
+def should_publish(requested: bool | None, from_deployment: bool, orchestration: OrchestrationParams) -> bool:
+    """An explicit request wins; otherwise `publish.scheduled` for deployment runs, `publish.manual` for the rest."""
+    if requested is not None:
+        return requested
+    return orchestration.publish.scheduled if from_deployment else orchestration.publish.manual

@@ -74,7 +74,7 @@ def messy_table(
     frame["balance"] = [f"{v:,.2f}" for v in rng.lognormal(7, 1, n)]
     frame["source_system"] = "crm"
     frame["legacy_flag"] = None
-    frame["notes"] = [f"customer {i} called about order {rng.integers(1e6)} and asked for a refund" for i in range(n)]
+    frame["notes"] = [f"customer {i} called about order {rng.integers(10**6)} and asked for a refund" for i in range(n)]
     frame["customer_id"] = [f"C{i:07d}" for i in range(n)]
     noisy = score + np.where(frame["intl_plan"] == "yes", 1.0, 0.0) + rng.normal(0, 0.8, n)
     frame["churned"] = np.where(noisy > np.quantile(noisy, 1 - positive_share), labels[1], labels[0])

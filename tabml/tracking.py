@@ -4,28 +4,23 @@ One W&B run per pipeline run: train starts it (id from TABML_WANDB_RUN_ID when t
 one recorded in run_info.json); evaluate and register resume the same id and add their reports. Runs are
 grouped by experiment: the DVC experiment name under `dvc exp run`, else `data.name`.
 
-`python -m tabml.tracking sync` uploads offline runs once: see `plan_sync` and docs/experiments.md.
+`python -m tabml.tracking_sync` uploads offline runs once: see docs/experiments.md.
 """
 
 from __future__ import annotations
 
-import argparse
+import hashlib
 import json
 import os
-import re
 import secrets
-import signal
-import subprocess
-import sys
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tabml.params import DEFAULT_PARAMS, Params, TrackingParams
+from tabml.params import Params, TrackingParams
 
 RUN_ID_ENV = "TABML_WANDB_RUN_ID"  # set by the Prefect flow: every stage of one flow run joins one W&B run
 EXPERIMENT_ENV = "DVC_EXP_NAME"  # set by `dvc exp run` for the stage commands
@@ -33,13 +28,16 @@ PROJECT_ROOT_ENV = "DVC_ROOT"  # set by DVC: the repo root, also when a queued e
 INIT_TIMEOUT_ENV = "WANDB_INIT_TIMEOUT"
 INIT_TIMEOUT_SECONDS = 30.0
 RUN_INFO_FILE = "run_info.json"  # written by train; holds `wandb_run_id`
-OFFLINE_RUN = re.compile(r"^offline-run-(?P<started>\d{8}_\d{6})-(?P<run_id>[\w-]+)$")
-SYNCED_SUFFIX = ".synced"  # wandb writes <run>.wandb.synced after it uploaded <run>.wandb
 
 
 def tracking_mode(tracking: TrackingParams) -> str:
     """`WANDB_MODE` from the environment wins over params.yaml (so CI and laptops can force offline)."""
     return os.environ.get("WANDB_MODE", tracking.mode)
+
+
+def wandb_run_id(flow_run_id: str) -> str:
+    """8 lowercase hex characters derived from the flow run id: every stage (and every retry) joins one W&B run."""
+    return hashlib.sha256(flow_run_id.encode()).hexdigest()[:8]
 
 
 def new_run_id() -> str:
@@ -256,111 +254,3 @@ def track_stage(params: Params, stage: Literal["evaluate", "register"]) -> None:
             finish_run(run)
     except Exception as exc:  # noqa: BLE001 - tracking must never fail the run
         warnings.warn(f"W&B: the {stage} reports were not tracked ({exc}); they are still on disk", stacklevel=2)
-
-
-# ---- uploading offline runs once ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OfflineRun:
-    """One offline run folder: a stage's part of a W&B run (train, evaluate and register each write one)."""
-
-    path: Path
-    run_id: str
-    started: str  # YYYYMMDD_HHMMSS from the folder name
-    synced: bool
-
-
-def find_offline_runs(wandb_dir: Path) -> list[OfflineRun]:
-    """Offline run folders under `<tracking.dir>/wandb`, oldest first; `synced` from wandb's own marker file."""
-    found = []
-    for path in sorted(wandb_dir.glob("offline-run-*")):
-        match = OFFLINE_RUN.match(path.name)
-        logs = sorted(path.glob("*.wandb"))
-        if not match or path.is_symlink() or not logs:
-            continue
-        synced = all(log.with_name(log.name + SYNCED_SUFFIX).exists() for log in logs)
-        found.append(OfflineRun(path, match["run_id"], match["started"], synced))
-    return sorted(found, key=lambda r: (r.started, r.path.name))
-
-
-def plan_sync(runs: Sequence[OfflineRun]) -> dict[str, list[OfflineRun]]:
-    """Pure: run id -> its folders still to upload, in start order; already-uploaded folders are left out."""
-    plan: dict[str, list[OfflineRun]] = {}
-    for run in sorted(runs, key=lambda r: (r.started, r.path.name)):
-        if not run.synced:
-            plan.setdefault(run.run_id, []).append(run)
-    return plan
-
-
-def sync_offline_runs(wandb_dir: Path, *, dry_run: bool, timeout: float, extra_args: Sequence[str] = ()) -> int:
-    """`wandb sync` each run id's pending folders together (uploaded in start order); 0 when all are uploaded."""
-    runs = find_offline_runs(wandb_dir)
-    plan = plan_sync(runs)
-    done = len([r for r in runs if r.synced])
-    print(
-        f"{len(runs)} offline run folder(s) in {wandb_dir}: {done} already uploaded (skipped), {len(runs) - done} to go"
-    )
-    for run_id, pending in plan.items():
-        print(f"  run {run_id}: {', '.join(r.path.name for r in pending)}")
-    if dry_run or not plan:
-        return 0
-    env = {**os.environ, "WANDB_ERROR_REPORTING": os.environ.get("WANDB_ERROR_REPORTING", "false")}
-    failed: list[str] = []
-    for run_id, pending in plan.items():
-        cmd = [sys.executable, "-m", "wandb", "sync", "--yes", *extra_args, *(str(r.path) for r in pending)]
-        status = _run_with_timeout(cmd, env, timeout)
-        uploaded = {r.path for r in find_offline_runs(wandb_dir) if r.synced}
-        if status != 0 or any(r.path not in uploaded for r in pending):
-            failed.append(run_id)
-    if failed:
-        print(
-            f"not uploaded: run(s) {', '.join(failed)} "
-            f"(W&B unreachable, not logged in, or timed out after {timeout:g}s)\n"
-            "  what to do: check `wandb login` and WANDB_BASE_URL, then run this again: uploaded runs are skipped",
-            file=sys.stderr,
-        )
-        return 1
-    print(f"uploaded {len(plan)} run(s)")
-    return 0
-
-
-def _run_with_timeout(cmd: list[str], env: Mapping[str, str], timeout: float) -> int:
-    # wandb retries an unreachable server for minutes; stop it (and its wandb-core child) at the deadline.
-    proc = subprocess.Popen(cmd, env=dict(env), start_new_session=True)
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        return 124
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tabml.tracking", description="W&B tracking utilities.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    sync = commands.add_parser("sync", help="upload offline runs to W&B; folders already uploaded are skipped")
-    sync.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
-    sync.add_argument("--dry-run", action="store_true", help="list what would be uploaded, upload nothing")
-    sync.add_argument("--timeout", type=float, default=600, help="seconds per run before giving up (default 600)")
-    sync.add_argument("--entity", help="W&B entity (team or user) to upload to; default: your default entity")
-    args = parser.parse_args(argv)
-    from tabml.params import ParamsError, load_params
-
-    try:
-        tracking = load_params(args.params).tracking
-    except ParamsError as exc:
-        print(f"[tracking] FAILED: {exc}", file=sys.stderr)
-        return 1
-    extra = ["--entity", args.entity] if args.entity else []
-    return sync_offline_runs(
-        tracking_dir(tracking) / "wandb", dry_run=args.dry_run, timeout=args.timeout, extra_args=extra
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -100,10 +101,11 @@ def run(params: Params) -> list[Path]:
     p.out_dir.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
         save_split(arrays[name], split_path(p.out_dir, name))  # type: ignore[arg-type]
-    np.savez(p.out_dir / SPLITS_FILE, **positions)
+    np.savez(p.out_dir / SPLITS_FILE, allow_pickle=False, **positions)
     save_state(state, p.out_dir)
     (p.out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    dropped = [c for c in report["columns"] if c["kind"] == "drop"]  # type: ignore[union-attr]
+    columns = cast(list[dict[str, object]], report["columns"])
+    dropped = [c for c in columns if c["kind"] == "drop"]
     print(
         f"[preprocess] {report['split_rows']} rows; {report['features']}; "
         f"dropped {len(dropped)} columns, {report['rows_dropped_missing_target']} rows without a target "

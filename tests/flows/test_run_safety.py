@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.pipeline import _as_task, run_stage, should_publish, training_pipeline, wandb_run_id
+from flows.pipeline import _as_task, run_stage, training_pipeline
 from tabml.dvc_stages import StageFailedError
 from tabml.params import OrchestrationParams, ParamsError, StagePolicy
+from tabml.publish_run import should_publish
+from tabml.tracking import wandb_run_id
 from tabml.workspace_lock import WorkspaceLockTimeout, workspace_lock
 from tests.flows.conftest import PrefectServer, client_env
 from tests.tabml.test_dvc_stages import build_toy_template, copy_repo, write_dvc_yaml
