@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from datetime import UTC, datetime
@@ -11,14 +10,6 @@ from typing import Any
 
 MANIFEST = "quarantine.json"
 GITIGNORE = "# rejected snapshots stay on disk for inspection, never in git\n*\n"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def quarantine_folder(root: Path, dataset: str, now: datetime) -> Path:

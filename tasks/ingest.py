@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -13,15 +12,7 @@ import pandas as pd
 
 from tabml.cli import StageError, stage_main
 from tabml.params import DataParams, Params
-from tabml.tables import read_table
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from tabml.tables import file_sha256, read_table
 
 
 def check_roles(frame: pd.DataFrame, data: DataParams) -> None:

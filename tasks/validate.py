@@ -27,9 +27,9 @@ from tabml.cli import StageError, stage_main
 from tabml.data_docs import write_data_docs
 from tabml.expectations import Validation, validate_frame
 from tabml.params import DEFAULT_PARAMS, Params
-from tabml.quarantine import file_sha256, quarantine, quarantine_folder
+from tabml.quarantine import quarantine, quarantine_folder
 from tabml.reference import Reference, derive_reference
-from tabml.tables import read_table
+from tabml.tables import file_sha256, read_table
 
 STAGE = "validate"
 REDERIVE = f"python -m tasks.{STAGE} --rederive-reference"

@@ -19,9 +19,9 @@ import pytest
 
 from tabml import tracking
 from tabml.tracking_sync import find_offline_runs
+from tests.browser import CHROMIUM, screenshot
 from tests.conftest import dvc, make_workspace
 from tests.tabml.fake_wandb import fake_wandb_server
-from tests.tabml.report.browser import CHROMIUM, screenshot
 
 pytestmark = pytest.mark.slow
 LEARNING_RATES = ("0.003", "0.01")

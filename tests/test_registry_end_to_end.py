@@ -4,8 +4,6 @@ version from its anchor commit, score files with the Prefect batch-prediction fl
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 
 from tabml.cli import StageError
 from tabml.params import load_params
+from tests.browser import dom_after_scripts, needs_chromium
 from tests.conftest import PROJECT, dvc, make_workspace, sh
 
 pytestmark = pytest.mark.slow
@@ -84,26 +83,12 @@ def test_the_batch_prediction_flow_scores_a_file_with_production(pipeline: Path,
     assert not (pipeline / "scored/short.csv").exists()
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium on this machine")
+@needs_chromium
 def test_the_pipeline_plots_render_offline(pipeline: Path, tmp_path: Path) -> None:
     template = PROJECT / "vega_offline/dvc_plots.html"
     dvc("plots", "show", "--html-template", str(template), "-o", str(tmp_path / "plots"), cwd=pipeline, check=False)
     page = tmp_path / "plots/index.html"
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-        "--virtual-time-budget=15000",
-        "--dump-dom",
-        page.as_uri(),
-    ]
-    dom = subprocess.run(["chromium", *flags], capture_output=True, text=True, timeout=180).stdout
+    dom = dom_after_scripts(page, tmp_path / "profile", budget_ms=15_000)
     params = load_params(pipeline / "params.yaml")
     assert params.data.task == "binary"
     # training curves, ROC, PR, confusion, calibration, slices

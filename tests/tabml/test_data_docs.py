@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tabml.data_docs import render, write_data_docs
+from tests.browser import needs_chromium, screenshot
 
-BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-# Chromium's own background calls (time sync, sign-in) are pointed at nowhere: nothing leaves the machine.
-OFFLINE_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-extensions",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
-    "--proxy-server=127.0.0.1:9",
-    "--force-color-profile=srgb",
-    "--hide-scrollbars",
-]
 FAILED_RED, PASSED_GREEN, NOW_BLUE = (180, 35, 24), (6, 118, 71), (21, 112, 239)
 
 
@@ -86,30 +65,9 @@ def test_a_minimal_or_passing_report_renders(tmp_path: Path) -> None:
     assert "All checks (0)" in html
 
 
-def screenshot(html: Path, png: Path, tmp_path: Path) -> Counter[tuple[int, int, int]]:
-    """Render the page in headless Chromium (fresh profile, no network) and count the colours it painted."""
-    from PIL import Image
-
-    assert BROWSER is not None
-    command = [
-        BROWSER,
-        *OFFLINE_FLAGS,
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1280,1200",
-        f"--screenshot={png}",
-        html.resolve().as_uri(),
-    ]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and png.exists(), proc.stderr[-2000:]
-    with Image.open(png) as image:
-        return Counter(image.convert("RGB").get_flattened_data())  # type: ignore[arg-type]  # RGB: 3-tuples
-
-
-@pytest.mark.skipif(
-    BROWSER is None, reason="no chromium on PATH: `make browser` installs it (apt-get install chromium)"
-)
+@needs_chromium
 def test_page_renders_styled_in_a_real_headless_browser(tmp_path: Path) -> None:
-    failed = screenshot(write_data_docs(report(), tmp_path / "failed.html"), tmp_path / "failed.png", tmp_path)
+    failed = screenshot(write_data_docs(report(), tmp_path / "failed.html"), tmp_path / "failed.png", 1280, 1200)
     pixels = sum(failed.values())
     assert failed[FAILED_RED] > 0.03 * pixels  # the red banner and pills: the inline CSS applied
     assert failed[NOW_BLUE] > 200  # the drift bars were drawn
@@ -117,6 +75,7 @@ def test_page_renders_styled_in_a_real_headless_browser(tmp_path: Path) -> None:
     passed = screenshot(
         write_data_docs(report(success=True, errors=[], quarantine=None), tmp_path / "passed.html"),
         tmp_path / "passed.png",
-        tmp_path,
+        1280,
+        1200,
     )
     assert passed[PASSED_GREEN] > 0.03 * sum(passed.values()) and passed[FAILED_RED] < failed[FAILED_RED]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tabml.quarantine import MANIFEST, file_sha256, quarantine, quarantine_folder, quarantined
+from tabml.quarantine import MANIFEST, quarantine, quarantine_folder, quarantined
+from tabml.tables import file_sha256
 
 NOW = datetime(2026, 3, 1, 12, 30, 5, tzinfo=UTC)
 

@@ -1,8 +1,6 @@
 """The offline `dvc plots show` template: committed, self-contained, used by DVC, rendered by a real browser."""
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from tabml.vega_offline import DEFAULT_OUT, MAX_BYTES, page
+from tests.browser import dom_after_scripts, needs_chromium
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATE = PROJECT / DEFAULT_OUT
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 def test_the_committed_template_inlines_the_three_libraries_and_loads_nothing() -> None:
@@ -69,34 +67,11 @@ def test_the_project_config_makes_the_template_the_default() -> None:
     assert "html_template = ../vega_offline/dvc_plots.html" in config  # relative to .dvc/, as DVC resolves it
 
 
-def dom_after_rendering(page: Path, profile: Path) -> str:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--host-resolver-rules=MAP * ~NOTFOUND",  # offline for sure: any network fetch fails
-        "--virtual-time-budget=10000",
-    ]
-    done = subprocess.run(
-        [str(CHROMIUM), *flags, "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "HOME": str(profile.parent)},
-    )
-    return done.stdout
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt-get install -y chromium)")
+@needs_chromium
 def test_headless_chromium_draws_the_plot_offline_and_the_cdn_page_does_not(
     plots_repo: Path, rendered: Path, tmp_path: Path
 ) -> None:
-    dom = dom_after_rendering(rendered, tmp_path / "profile")
+    dom = dom_after_scripts(rendered, tmp_path / "profile")
     assert 'class="vega-embed' in dom and ("<canvas" in dom or "<svg" in dom)
     cdn_page = show_plots(plots_repo, "cdn")  # DVC's default page: scripts from jsdelivr
-    assert 'class="vega-embed' not in dom_after_rendering(cdn_page, tmp_path / "profile2")
+    assert 'class="vega-embed' not in dom_after_scripts(cdn_page, tmp_path / "profile2")

@@ -9,7 +9,7 @@ import pytest
 from tabml.report.compare import compare
 from tabml.report.html import Link, RunLinks, render
 from tabml.report.svg import PALETTE
-from tests.tabml.report.browser import chromium, needs_chromium, rgb, screenshot
+from tests.browser import chromium, needs_chromium, rgb, screenshot
 from tests.tabml.report.examples import grid
 
 pytestmark = needs_chromium
