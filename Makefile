@@ -36,11 +36,13 @@ run: setup  ## the full pipeline on the example table, through the Prefect flow
 repro: setup  ## the same DAG through DVC
 	dvc repro
 
+# Two workers, whole files each (a file's module fixtures and servers stay on one worker): ~12 min here, not ~19.
+TEST_WORKERS ?= 2
 test: setup browser  ## every test, slow ones included (chromium for the page screenshot tests)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 lint: setup
 	ruff check . && ruff format --check . && mypy tabml tasks flows
