@@ -93,12 +93,6 @@ class TabularSystem(L.LightningModule):
         self.automatic_optimization = False
         self.running = RunningLoss()
 
-    def setup(self, stage: str) -> None:
-        # `deterministic: true` keeps deterministic kernels, but not torch's NaN-filling of every `torch.empty`
-        # (a debugging aid for reads of uninitialised memory) that costs a small tabular network ~25% of its
-        # step time on CPU. Set here, on every rank, as spawned ranks start from torch's defaults.
-        torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
-
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         return self.net(x_num, x_cat)
 
