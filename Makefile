@@ -70,7 +70,7 @@ report: setup  ## reports/compare.html: the last 5 DVC experiments and their bas
 	$(PY) -m tabml.report
 
 wandb-sync: setup  ## upload offline W&B runs; runs already uploaded are skipped
-	$(PY) -m tabml.tracking_sync
+	$(PY) -m tabml.tracking.sync
 
 bench-tracking: setup  ## what W&B tracking adds to evaluate and register, per mode
 	$(PY) -m bench.tracking_overhead
@@ -101,7 +101,7 @@ bench-gate: setup  ## the paired bootstrap of the champion gate: vectorised vs t
 	$(PY) -m bench.gate_bootstrap
 
 vega-offline: setup  ## rebuild vega_offline/dvc_plots.html from the npm registry (needs npm)
-	$(PY) -m tabml.vega_offline
+	$(PY) -m tools.vega_offline
 
 .PHONY: bench-train
 bench-train: setup  ## train throughput vs a hand-written PyTorch loop, and test AUROC vs LightGBM (docs/training.md)

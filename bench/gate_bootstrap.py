@@ -10,9 +10,8 @@ import time
 
 import numpy as np
 
-from tabml.bootstrap import Scored, paired_bootstrap
-from tabml.env import quiet_telemetry
-from tabml.gate import PairedInterval
+from tabml.core.env import quiet_telemetry
+from tabml.evaluation.bootstrap import PairedInterval, Scored, paired_bootstrap
 
 CASES = [  # (task, metric, rows): the credit test split's size, and a larger table's
     ("binary", "auroc", 891),

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import chdir, contextmanager, suppress
 from pathlib import Path
 
-from tabml.env import quiet_telemetry
-from tabml.workspace import copy_pipeline, init_repo, run
+from tabml.core.env import quiet_telemetry
+from tests.workspace import copy_pipeline, init_repo, run
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def measure(root: Path, api: str, repeats: int) -> dict[str, float]:
     from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_LEVEL, temporary_settings
 
     from flows.pipeline import manual_run_settings, run_stage, training_pipeline
-    from tabml.dvc_stages import plan_pipeline, reproduce_stage, stage_order
+    from tabml.orchestration.dvc_stages import plan_pipeline, reproduce_stage, stage_order
 
     stages = stage_order(root)
     last = stages[-1]
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         home = Path(tmp) / "prefect"
         home.mkdir()
         with prefect_server(home) as api:
-            from tabml.dvc_stages import stage_order
+            from tabml.orchestration.dvc_stages import stage_order
 
             figures = measure(root, api, args.repeats)
             report(figures, len(stage_order(root)))

@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tabml.env import quiet_telemetry
-from tabml.workspace import copy_pipeline, init_repo, run
+from tabml.core.env import quiet_telemetry
+from tests.workspace import copy_pipeline, init_repo, run
 
 PROJECT = Path(__file__).resolve().parents[1]
 

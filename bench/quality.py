@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tabml.arrays import SplitArrays, load_split, split_path
-from tabml.env import quiet_telemetry
-from tabml.workspace import commit_all, copy_pipeline, init_repo, run
+from tabml.core.env import quiet_telemetry
+from tabml.data.preprocessing import SplitArrays
+from tabml.data.processed import load_split, split_path
+from tests.workspace import commit_all, copy_pipeline, init_repo, run
 
 PROJECT = Path(__file__).resolve().parents[1]
 

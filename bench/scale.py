@@ -13,9 +13,9 @@ from pathlib import Path
 import yaml
 
 from bench.stage_costs import measure_pipeline, print_costs
-from tabml.env import quiet_telemetry
-from tabml.synthetic_tables import scale_table
-from tabml.workspace import commit_all, copy_pipeline, init_repo
+from tabml.core.env import quiet_telemetry
+from tests.synthetic_tables import scale_table
+from tests.workspace import commit_all, copy_pipeline, init_repo
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -23,8 +23,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 HOOK = """
 import sys
-from tabml.params import load_params
-from tabml.tracking import track_stage
+from tabml.core.params import load_params
+from tabml.tracking.stage_reports import track_stage
 from pathlib import Path
 params = load_params(Path(sys.argv[1]))
 track_stage(params, "evaluate")

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tabml.env import quiet_telemetry
+from tabml.core.env import quiet_telemetry
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,7 @@ def inside(path: Path) -> Iterator[None]:
 
 def workspace(root: Path, frame: pd.DataFrame, target: str, positive: str, accelerator: str) -> Path:
     """A folder with params.yaml and the processed splits of `frame` (the real preprocess stage)."""
-    from tabml.params import load_params
+    from tabml.core.params import load_params
     from tasks import preprocess
 
     root.mkdir(parents=True)
@@ -133,12 +133,12 @@ def hand_written(root: Path, epochs: int) -> Timing:
     import torch
     from torchmetrics.classification import BinaryAUROC
 
-    from tabml.datamodule import global_batch_size, load_tables
-    from tabml.distributed import resolve_precision, uses_cuda
-    from tabml.model import ModelConfig, TabularNet
-    from tabml.params import load_params
-    from tabml.preprocessing import load_state
-    from tabml.system import adamw
+    from tabml.core.params import load_params
+    from tabml.data.processed import load_state
+    from tabml.training.datamodule import global_batch_size, load_tables
+    from tabml.training.distributed import resolve_precision, uses_cuda
+    from tabml.training.model import ModelConfig, TabularNet
+    from tabml.training.system import adamw
     from tasks.train import net_config
 
     start = time.perf_counter()
@@ -193,9 +193,9 @@ def lightning_path(root: Path, epochs: int) -> Timing:
     import lightning as L
     import torch
 
-    from tabml.datamodule import TabularDataModule, global_batch_size, load_tables
-    from tabml.params import load_params
-    from tabml.preprocessing import load_state
+    from tabml.core.params import load_params
+    from tabml.data.processed import load_state
+    from tabml.training.datamodule import TabularDataModule, global_batch_size, load_tables
     from tasks.train import build_callbacks, build_system, build_trainer, quiet_lightning
 
     timing = Timing()
@@ -231,9 +231,9 @@ def lightning_path(root: Path, epochs: int) -> Timing:
 
 def epochs_for(root: Path, min_steps: int) -> int:
     """Enough epochs for `min_steps` optimiser steps, so a small table is timed over more than a blink."""
-    from tabml.arrays import load_split, split_path
-    from tabml.datamodule import global_batch_size
-    from tabml.params import load_params
+    from tabml.core.params import load_params
+    from tabml.data.processed import load_split, split_path
+    from tabml.training.datamodule import global_batch_size
 
     params = load_params(root / "params.yaml")
     n = len(load_split(split_path(root / params.preprocess.out_dir, "train")))
@@ -261,10 +261,9 @@ def auroc_vs_lightgbm(root: Path) -> tuple[float, float]:
     from sklearn.metrics import roc_auc_score
 
     from bench.quality import baselines
-    from tabml.arrays import load_split, split_path
-    from tabml.inference import predict
-    from tabml.model import load_model
-    from tabml.params import load_params
+    from tabml.core.params import load_params
+    from tabml.data.processed import load_split, split_path
+    from tabml.training.trained_model import load_model, predict
     from tasks import train
 
     with inside(root):

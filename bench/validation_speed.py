@@ -32,10 +32,10 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from tabml.drift import assess_drift
-from tabml.env import quiet_telemetry
-from tabml.params import DataParams, DriftParams, ValidateParams
-from tabml.reference import NUMERIC, Reference, column_kind, derive_reference
+from tabml.core.env import quiet_telemetry
+from tabml.core.params import DataParams, DriftParams, ValidateParams
+from tabml.validation.drift import assess_drift
+from tabml.validation.reference import NUMERIC, Reference, column_kind, derive_reference
 
 Verdicts = dict[tuple[str, str | None], bool]
 T = TypeVar("T")
@@ -114,13 +114,13 @@ def pandas_validation(df: pd.DataFrame, ref: Reference, p: ValidateParams, nan_c
 
 
 def gx_validation(df: pd.DataFrame, ref: Reference, p: ValidateParams, nan_counts: dict[str, int]) -> Verdicts:
-    from tabml.expectations import validate_frame
+    from tabml.validation.expectations import validate_frame
 
     return {(c.name, c.column): c.success for c in validate_frame(df, ref, DATA, p, nan_counts).checks}
 
 
 def gx_suite(df: pd.DataFrame, ref: Reference, min_rows: int) -> Verdicts:
-    from tabml.expectations import build_expectations, run_suite
+    from tabml.validation.expectations import build_expectations, run_suite
 
     checks = run_suite(df, ref, build_expectations(ref, set(), min_rows), min_rows)
     return {(c.name, c.column): c.success for c in checks}

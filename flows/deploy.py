@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, cast
 
-from tabml.env import quiet_telemetry
-from tabml.params import DeploymentParams, ParamsError
+from tabml.core.env import quiet_telemetry
+from tabml.core.params import DeploymentParams, ParamsError
 
 FLOW_NAME = "training-pipeline"
 ENTRYPOINT = "flows/pipeline.py:training_pipeline"  # loaded from the project the deployment points at
@@ -105,7 +105,7 @@ def ensure_work_pool(name: str, pool_type: str) -> bool:
 
 def check_overrides(root: Path, d: DeploymentParams) -> None:
     """Apply the deployment's overrides to a copy of params.yaml now, so a bad one fails here, not at 3 am."""
-    from tabml.dvc_stages import apply_param_overrides, override_for
+    from tabml.orchestration.dvc_stages import apply_param_overrides, override_for
 
     overrides = [*d.params_overrides, *([override_for("data.path", d.data_path)] if d.data_path else [])]
     if overrides:
@@ -163,7 +163,7 @@ def trigger(d: DeploymentParams, parameters: dict[str, Any], wait: bool, timeout
 
 
 def load_deployment_params(root: Path) -> DeploymentParams:
-    from tabml.flow_params import load_flow_params
+    from tabml.orchestration.flow_params import load_flow_params
 
     return load_flow_params(root / "params.yaml").orchestration.deployment
 

@@ -25,7 +25,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State, TaskRun
 from prefect.context import FlowRunContext
 
-from tabml.dvc_stages import (
+from tabml.core.env import quiet_telemetry
+from tabml.core.params import OrchestrationParams, ParamsError, StagePolicy
+from tabml.orchestration.dvc_stages import (
     PipelineDefinitionError,
     StageFailedError,
     StageOutcome,
@@ -35,16 +37,14 @@ from tabml.dvc_stages import (
     plan_pipeline,
     reproduce_stage,
 )
-from tabml.env import quiet_telemetry
-from tabml.flow_params import FlowParams, load_flow_params
-from tabml.lineage import FLOW_RUN_ENV  # the register stage records the run that produced a version
-from tabml.notify import FailureNotice, deliver, explain, render
-from tabml.params import OrchestrationParams, ParamsError, StagePolicy
-from tabml.publish_run import Published, PublishError, publish_run, should_publish
-from tabml.run_summary import read_report, status_line, summary_markdown
-from tabml.tracking import RUN_ID_ENV as WANDB_RUN_ENV  # train and evaluate join one W&B run per pipeline run
-from tabml.tracking import wandb_run_id
-from tabml.workspace_lock import WorkspaceLockTimeout, workspace_lock
+from tabml.orchestration.flow_params import FlowParams, load_flow_params
+from tabml.orchestration.notify import FailureNotice, deliver, explain, render
+from tabml.orchestration.publish_run import Published, PublishError, publish_run, should_publish
+from tabml.orchestration.summary import read_report, status_line, summary_markdown
+from tabml.orchestration.workspace_lock import WorkspaceLockTimeout, workspace_lock
+from tabml.registry.lineage import FLOW_RUN_ENV  # the register stage records the run that produced a version
+from tabml.tracking.runs import RUN_ID_ENV as WANDB_RUN_ENV  # train and evaluate join one W&B run per pipeline run
+from tabml.tracking.runs import wandb_run_id
 
 SUMMARY_KEY = "pipeline-summary"
 PUBLISH_STEP = "publish"  # the flow's own last step; its retry policy is orchestration.stages.publish
@@ -61,7 +61,7 @@ def notify_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> Non
     from prefect.logging.loggers import flow_run_logger
     from prefect.utilities.urls import url_for
 
-    from tabml.params import NotifyParams
+    from tabml.core.params import NotifyParams
 
     logger = flow_run_logger(flow_run, flow)
     failure = _failure_of(state)

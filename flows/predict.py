@@ -14,15 +14,15 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tabml.cli import StageError
-from tabml.env import quiet_telemetry
-from tabml.params import ParamsError, load_params
+from tabml.core.env import quiet_telemetry
+from tabml.core.errors import StageError
+from tabml.core.params import ParamsError, load_params
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
 def resolve_model(registry_dir: str, name: str, version: int | None, stage: str | None) -> int:
     """The version to use, after verifying every file of its package; fails on a tampered package."""
-    from tabml.registry import load_package
+    from tabml.registry.store import load_package
 
     return load_package(Path(registry_dir), name, version, stage).entry.version  # type: ignore[arg-type]
 
@@ -30,7 +30,7 @@ def resolve_model(registry_dir: str, name: str, version: int | None, stage: str 
 @task(cache_policy=NO_CACHE, persist_result=False)
 def score_file(registry_dir: str, name: str, version: int, source: str, output: str) -> Path:
     """Validate the input against the model's schema, score it, write the predictions; returns the output path."""
-    from tabml.predict import predict_file
+    from tabml.predict.batch import predict_file
 
     return predict_file(Path(registry_dir), name, Path(source), Path(output), version=version).output
 

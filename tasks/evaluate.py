@@ -19,15 +19,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tabml import metrics
-from tabml.arrays import SplitArrays, load_split, split_path
-from tabml.baselines import BaselinePrediction, fit_baselines
-from tabml.cli import StageError, stage_main
-from tabml.inference import predict
-from tabml.model import CONFIG_FILE, WEIGHTS_FILE, TabularNet, load_model
-from tabml.params import EvaluateParams, Params
-from tabml.slices import missing_columns, slice_groups, slice_plot_rows, slice_report
-from tabml.tracking import track_stage
+from tabml.core.errors import StageError
+from tabml.core.params import EvaluateParams, Params
+from tabml.core.stage import stage_main
+from tabml.data.preprocessing import SplitArrays
+from tabml.data.processed import load_split, split_path
+from tabml.evaluation import metrics
+from tabml.evaluation.baselines import BaselinePrediction, fit_baselines
+from tabml.evaluation.metric_names import PRIMARY_METRIC
+from tabml.evaluation.slices import missing_columns, slice_groups, slice_plot_rows, slice_report
+from tabml.tracking.stage_reports import track_stage
+from tabml.training.model import TabularNet
+from tabml.training.trained_model import CONFIG_FILE, WEIGHTS_FILE, load_model, predict
 
 STATE_FILE = "preprocess_state.json"
 PREDICTIONS_FILE = "test_predictions.npz"
@@ -78,7 +81,7 @@ class Evaluation:
 
     def line(self) -> str:
         """`test auroc=0.8312 pr_auc=... (n=891); baselines auroc: majority=0.5000 linear=0.8290`."""
-        primary = metrics.PRIMARY_METRIC[self.task]
+        primary = PRIMARY_METRIC[self.task]
         names = [primary] + [name for name in self.test if name != primary]
         text = "test " + " ".join(f"{name}={self.test[name]:.4f}" for name in names) + f" (n={self.n_test})"
         if self.baselines:
@@ -232,13 +235,13 @@ def with_slices(
         return metrics.task_metrics(result.task, test_scores[rows], y[rows], result.threshold)
 
     report = slice_report(slice_groups(frame, columns, p.min_slice_rows), score)
-    rows = slice_plot_rows(report, metrics.PRIMARY_METRIC[result.task])
+    rows = slice_plot_rows(report, PRIMARY_METRIC[result.task])
     return replace(result, slices=report, plots={**result.plots, "slices.json": rows})
 
 
 def read_test_frame(params: Params, n_test: int) -> pd.DataFrame:
     """The raw test rows (for slices), checked against the slice columns and the test split."""
-    from tabml.scoring import frozen_test_frame, preprocess_input
+    from tabml.evaluation.scorer import frozen_test_frame, preprocess_input
 
     frame = frozen_test_frame(params)
     columns = params.evaluate.slice_columns(params.data.name)
@@ -261,7 +264,7 @@ def read_test_frame(params: Params, n_test: int) -> pd.DataFrame:
 def write_outputs(result: Evaluation, p: EvaluateParams) -> list[Path]:
     """metrics.json, slices.json, one JSON file per plot (stale ones from another task removed), PNG
     figures and raw test predictions."""
-    from tabml.plots import write_figures
+    from tabml.evaluation.plots import write_figures
 
     plots_dir, figures_dir = p.out_dir / PLOTS_DIR, p.out_dir / FIGURES_DIR
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -272,7 +275,7 @@ def write_outputs(result: Evaluation, p: EvaluateParams) -> list[Path]:
     for name, rows in result.plots.items():
         (plots_dir / name).write_text(json.dumps(rows))
         written.append(plots_dir / name)
-    written += write_figures(result.plots, result.labels, metrics.PRIMARY_METRIC[result.task], figures_dir)
+    written += write_figures(result.plots, result.labels, PRIMARY_METRIC[result.task], figures_dir)
     slices = p.out_dir / SLICES_FILE
     slices.write_text(json.dumps(result.slices, indent=2) + "\n")
     predictions = p.out_dir / PREDICTIONS_FILE

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from tabml.cli import StageError, stage_main
-from tabml.params import DataParams, Params
-from tabml.tables import file_sha256, read_table
+from tabml.core.errors import StageError
+from tabml.core.files import sha256_file
+from tabml.core.params import DataParams, Params
+from tabml.core.stage import stage_main
+from tabml.data.tables import read_table
 
 
 def check_roles(frame: pd.DataFrame, data: DataParams) -> None:
@@ -47,7 +49,7 @@ def run(params: Params) -> list[Path]:
     check_roles(frame, data)
     out.snapshot.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out.snapshot, index=False)
-    summary = ingest_summary(frame, data.path, file_sha256(data.path), time.perf_counter() - start)
+    summary = ingest_summary(frame, data.path, sha256_file(data.path), time.perf_counter() - start)
     out.report.parent.mkdir(parents=True, exist_ok=True)
     out.report.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"[ingest] {data.path}: {len(frame):,} rows x {frame.shape[1]} columns -> {out.snapshot}")

@@ -11,12 +11,13 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
-from tabml.arrays import SPLITS, save_split, split_path
-from tabml.cli import StageError, stage_main
-from tabml.column_types import ColumnDecision, infer_column_kinds
-from tabml.params import DataParams, Params, PreprocessParams
-from tabml.preprocessing import PreprocessState, fit_state, numeric_width, save_state, transform
-from tabml.target import encode_target, fit_target, present_rows
+from tabml.core.errors import StageError
+from tabml.core.params import DataParams, Params, PreprocessParams
+from tabml.core.stage import stage_main
+from tabml.data.column_types import ColumnDecision, infer_column_kinds
+from tabml.data.preprocessing import PreprocessState, fit_state, numeric_width, transform
+from tabml.data.processed import SPLITS, save_split, save_state, split_path
+from tabml.data.target import encode_target, fit_target, present_rows
 
 REPORT_FILE = "preprocess_report.json"
 SPLITS_FILE = "splits.npz"

@@ -13,21 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tabml.cli import StageError, stage_main
-from tabml.gate import Candidate, ChampionEvidence, ChampionUnavailable, GateDecision, gate
-from tabml.params import DEFAULT_PARAMS, Params
-from tabml.registry import (
-    ActiveStage,
-    RegistryIndex,
-    VersionEntry,
-    locked,
-    model_dir,
-    production_version,
-    publish,
-    stage_moves,
-    utc_now,
-    write_json_atomic,
-)
+from tabml.core.errors import StageError
+from tabml.core.files import utc_now, write_json_atomic
+from tabml.core.params import DEFAULT_PARAMS, Params
+from tabml.core.stage import stage_main
+from tabml.registry.gate import Candidate, ChampionEvidence, ChampionUnavailable, GateDecision, gate
+from tabml.registry.index import ActiveStage, RegistryIndex, VersionEntry, production_version, stage_moves
+from tabml.registry.store import locked, model_dir, publish
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -138,11 +130,11 @@ def compare_with_production(
     params: Params, table: pd.DataFrame, metrics_doc: dict
 ) -> tuple[ChampionEvidence | ChampionUnavailable | None, int]:
     """Score this model and production on the frozen test rows; returns the evidence and the row count."""
-    from tabml.champion import champion_evidence
-    from tabml.gate import primary_metric_for
-    from tabml.metrics import task_metrics
-    from tabml.scoring import frozen_test_frame, load_scorer
-    from tabml.slices import missing_columns, slice_groups
+    from tabml.evaluation.metrics import task_metrics
+    from tabml.evaluation.scorer import frozen_test_frame, load_scorer
+    from tabml.evaluation.slices import missing_columns, slice_groups
+    from tabml.registry.champion import champion_evidence
+    from tabml.registry.gate import primary_metric_for
 
     p, processed = params.register_, params.preprocess.out_dir
     frame = frozen_test_frame(params, table=table)
@@ -170,9 +162,9 @@ def compare_with_production(
 
 def run(params: Params) -> list[Path]:
     """Gate on reports/metrics.json and on production; publish v<N> as production or staging."""
-    from tabml.lineage import collect_lineage, data_profile
-    from tabml.scoring import read_input_table
-    from tabml.tracking import track_stage
+    from tabml.evaluation.scorer import read_input_table
+    from tabml.registry.lineage import collect_lineage, data_profile
+    from tabml.tracking.stage_reports import track_stage
 
     p, name, task = params.register_, params.data.name, params.data.task
     metrics_doc = _read_json(params.evaluate.metrics, "evaluate")
@@ -230,12 +222,12 @@ def run(params: Params) -> list[Path]:
     gto, previous = None, production_version(before) if entry.stage == "production" else None
     if p.gto_tags:
         with locked(model_dir(p.registry_dir, name), p.lock_timeout_seconds):  # see tabml.gto_tags
-            from tabml.gto_tags import mirror_registration
+            from tabml.registry.gto import mirror_registration
 
             gto = mirror_registration(
                 Path.cwd(), name, entry.version, [DEFAULT_PARAMS, DVC_LOCK], stage_moves(before, after)
             )
-    from tabml.wandb_publish import link_to_model_registry
+    from tabml.tracking.model_registry import link_to_model_registry
 
     package_dir = model_dir(p.registry_dir, name) / entry.path
     linked = link_to_model_registry(

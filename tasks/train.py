@@ -17,14 +17,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabml.cli import StageError, stage_main
-from tabml.params import Params, TrainParams
-from tabml.preprocessing import PreprocessState, load_state
+from tabml.core.errors import StageError
+from tabml.core.params import Params, TrainParams
+from tabml.core.stage import stage_main
+from tabml.data.preprocessing import PreprocessState
+from tabml.data.processed import load_state
 
 if TYPE_CHECKING:
     import lightning as L
 
-    from tabml.system import TabularSystem
+    from tabml.training.system import TabularSystem
 
 HISTORY_FILE = "history.csv"
 RUN_INFO_FILE = "run_info.json"
@@ -42,7 +44,7 @@ def class_weights(state: PreprocessState, y_train: Any, enabled: bool) -> list[f
 
 
 def net_config(state: PreprocessState, p: TrainParams) -> dict[str, object]:
-    from tabml.preprocessing import numeric_width
+    from tabml.data.preprocessing import numeric_width
 
     return {
         "kind": p.model,
@@ -59,7 +61,7 @@ def net_config(state: PreprocessState, p: TrainParams) -> dict[str, object]:
 
 
 def build_system(state: PreprocessState, p: TrainParams, y_train: Any) -> TabularSystem:
-    from tabml.system import TabularSystem
+    from tabml.training.system import TabularSystem
 
     return TabularSystem(
         net_config(state, p),
@@ -77,8 +79,8 @@ def build_callbacks(p: TrainParams, resuming: bool) -> dict[str, L.Callback]:
     """Early stopping, best + last checkpoints (every epoch, optionally every N steps), curves, resume support."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from tabml.history import EpochHistory
-    from tabml.resume import LAST_CHECKPOINT, CrashSafety
+    from tabml.training.history import EpochHistory
+    from tabml.training.resume import LAST_CHECKPOINT, CrashSafety
 
     callbacks: dict[str, L.Callback] = {
         "early_stopping": EarlyStopping("val_loss", patience=p.patience),
@@ -92,7 +94,7 @@ def build_callbacks(p: TrainParams, resuming: bool) -> dict[str, L.Callback]:
 def build_trainer(p: TrainParams, callbacks: list[L.Callback], **overrides: Any) -> L.Trainer:
     import lightning as L
 
-    from tabml.distributed import trainer_arguments
+    from tabml.training.distributed import trainer_arguments
 
     arguments: dict[str, Any] = {
         **trainer_arguments(p),
@@ -142,10 +144,10 @@ def run(params: Params) -> list[Path]:
     import lightning as L
     import torch
 
-    from tabml.datamodule import TabularDataModule, global_batch_size, load_tables
-    from tabml.distributed import resolve_precision
-    from tabml.model import save_model
-    from tabml.resume import (
+    from tabml.tracking.runs import finish_run, init_run, new_run_id
+    from tabml.training.datamodule import TabularDataModule, global_batch_size, load_tables
+    from tabml.training.distributed import resolve_precision
+    from tabml.training.resume import (
         Preempted,
         ResumeMismatch,
         fingerprint,
@@ -153,7 +155,7 @@ def run(params: Params) -> list[Path]:
         plan_resume,
         prepare_checkpoint_dir,
     )
-    from tabml.tracking import finish_run, init_run, new_run_id
+    from tabml.training.trained_model import save_model
 
     p, processed = params.train, params.preprocess.out_dir
     start = time.perf_counter()
@@ -221,7 +223,7 @@ def run(params: Params) -> list[Path]:
     }
     (p.out_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     if wandb_run is not None:
-        from tabml.tracking import log_model_artifact
+        from tabml.tracking.runs import log_model_artifact
 
         log_model_artifact(wandb_run, p.out_dir, params.data.name)
     finish_run(wandb_run)

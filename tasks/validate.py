@@ -23,13 +23,15 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from tabml.cli import StageError, stage_main
-from tabml.data_docs import write_data_docs
-from tabml.expectations import Validation, validate_frame
-from tabml.params import DEFAULT_PARAMS, Params
-from tabml.quarantine import quarantine, quarantine_folder
-from tabml.reference import Reference, derive_reference
-from tabml.tables import file_sha256, read_table
+from tabml.core.errors import StageError
+from tabml.core.files import sha256_file
+from tabml.core.params import DEFAULT_PARAMS, Params
+from tabml.core.stage import stage_main
+from tabml.data.tables import read_table
+from tabml.validation.data_docs import write_data_docs
+from tabml.validation.expectations import Validation, validate_frame
+from tabml.validation.quarantine import quarantine, quarantine_folder
+from tabml.validation.reference import Reference, derive_reference
 
 STAGE = "validate"
 REDERIVE = f"python -m tasks.{STAGE} --rederive-reference"
@@ -140,7 +142,7 @@ def quarantine_manifest(params: Params, report: dict[str, Any]) -> dict[str, Any
         "quarantined_at": report["validated_at"],
         "source": str(params.data.path),
         "snapshot": str(params.ingest.snapshot),
-        "snapshot_sha256": file_sha256(params.ingest.snapshot),
+        "snapshot_sha256": sha256_file(params.ingest.snapshot),
         "reference": report["reference"],
         "accepted_snapshot_kept": report["accepted_snapshot"],
         "errors": report["errors"],

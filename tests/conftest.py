@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tabml.workspace import copy_pipeline, init_repo
+from tests.workspace import copy_pipeline, init_repo
 
 PROJECT = Path(__file__).resolve().parents[1]
 FAST_TRAIN = {"max_epochs": 4, "patience": 2, "hidden_sizes": [32, 16], "batch_size": 128}

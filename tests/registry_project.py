@@ -16,10 +16,10 @@ import pandas as pd
 import torch
 import yaml
 
-from tabml.arrays import load_split, split_path
-from tabml.model import ModelConfig, TabularNet, save_model
-from tabml.params import Params, load_params
-from tabml.preprocessing import load_state
+from tabml.core.params import Params, load_params
+from tabml.data.processed import load_split, load_state, split_path
+from tabml.training.model import ModelConfig, TabularNet
+from tabml.training.trained_model import save_model
 from tasks import evaluate, preprocess, train
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tabml import tracking
-from tabml.tracking_sync import find_offline_runs
+from tabml.tracking import runs as tracking
+from tabml.tracking.sync import find_offline_runs
 from tests.browser import CHROMIUM, screenshot
 from tests.conftest import dvc, make_workspace
-from tests.tabml.fake_wandb import fake_wandb_server
+from tests.tabml.tracking.fake_wandb import fake_wandb_server
 
 pytestmark = pytest.mark.slow
 LEARNING_RATES = ("0.003", "0.01")
@@ -75,7 +75,7 @@ def test_queued_experiments_track_into_the_project_one_wandb_run_each_grouped_by
     assert len(run_ids) == 2 and len(parts) >= 6  # train, evaluate, register of each experiment
     env = {**os.environ, "WANDB_API_KEY": "k" * 40}
     with fake_wandb_server() as (url, received):
-        command = [sys.executable, "-m", "tabml.tracking_sync"]
+        command = [sys.executable, "-m", "tabml.tracking.sync"]
         sync = subprocess.run(
             command, cwd=grid.root, env={**env, "WANDB_BASE_URL": url}, capture_output=True, text=True
         )

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tabml.synthetic_tables import messy_table, multiclass_table, regression_table
 from tests.conftest import dvc, edit_params, make_workspace, sh
+from tests.synthetic_tables import messy_table, multiclass_table, regression_table
 
 pytestmark = pytest.mark.slow
 STAGES = ["ingest", "validate", "preprocess", "train", "evaluate", "register"]

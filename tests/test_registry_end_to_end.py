@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tabml.cli import StageError
-from tabml.params import load_params
+from tabml.core.errors import StageError
+from tabml.core.params import load_params
 from tests.browser import dom_after_scripts, needs_chromium
 from tests.conftest import PROJECT, dvc, make_workspace, sh
 
@@ -28,7 +28,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_reproduce_rebuilds_v1_in_a_clean_worktree_with_identical_weights(pipeline: Path) -> None:
-    done = sh(sys.executable, "-m", "tabml.reproduce", "--version", "1", cwd=pipeline)
+    done = sh(sys.executable, "-m", "tabml.registry", "reproduce", "--version", "1", cwd=pipeline)
     assert "credit v1: reproduced: identical weights" in done.stdout
     certificate = json.loads((pipeline / "reports/reproduce/credit-v1.json").read_text())
     assert certificate["reproduced"] is True and certificate["weights"]["identical"] is True
@@ -45,7 +45,7 @@ def test_reproduce_refuses_a_version_without_an_anchor_or_with_a_tampered_packag
     anchor = sh("git", "rev-parse", "credit@v1.0.0^{commit}", cwd=pipeline).stdout.strip()
     sh("git", "tag", "-d", "credit@v1.0.0", cwd=pipeline)
     try:
-        done = sh(sys.executable, "-m", "tabml.reproduce", "--version", "1", cwd=pipeline, check=False)
+        done = sh(sys.executable, "-m", "tabml.registry", "reproduce", "--version", "1", cwd=pipeline, check=False)
         assert done.returncode == 1 and "no GTO tag credit@v1.0.0" in done.stderr
     finally:
         sh("git", "tag", "credit@v1.0.0", anchor, cwd=pipeline)
@@ -53,7 +53,7 @@ def test_reproduce_refuses_a_version_without_an_anchor_or_with_a_tampered_packag
     original = history.read_bytes()
     history.write_bytes(original + b"\n")
     try:
-        done = sh(sys.executable, "-m", "tabml.reproduce", "--version", "1", cwd=pipeline, check=False)
+        done = sh(sys.executable, "-m", "tabml.registry", "reproduce", "--version", "1", cwd=pipeline, check=False)
         assert done.returncode == 1 and "history.csv: sha256 does not match MANIFEST.json" in done.stderr
     finally:
         history.write_bytes(original)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tabml.params import DEFAULT_PARAMS, ParamsError, load_params
+from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
 from tabml.report.compare import compare
 from tabml.report.html import Link, RunLinks, render
 from tabml.report.runs import Run, RunSelectionError, experiment_runs, registry_runs

@@ -18,10 +18,10 @@ from prefect.artifacts import Artifact
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.pipeline import SUMMARY_KEY, main, training_pipeline
-from tabml.dvc_stages import StageFailedError, StageOutcome, stage_order
-from tabml.flow_params import load_flow_params
-from tabml.params import ParamsError
-from tests.tabml.test_dvc_stages import (
+from tabml.core.params import ParamsError
+from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome, stage_order
+from tabml.orchestration.flow_params import load_flow_params
+from tests.tabml.orchestration.test_dvc_stages import (
     TELEMETRY_OFF,
     TOY_ORDER,
     TOY_STAGES,

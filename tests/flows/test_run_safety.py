@@ -13,14 +13,14 @@ import pytest
 import yaml
 
 from flows.pipeline import _as_task, run_stage, training_pipeline
-from tabml.dvc_stages import StageFailedError
-from tabml.params import OrchestrationParams, ParamsError, StagePolicy
-from tabml.publish_run import should_publish
-from tabml.tracking import wandb_run_id
-from tabml.workspace_lock import WorkspaceLockTimeout, workspace_lock
+from tabml.core.params import OrchestrationParams, ParamsError, StagePolicy
+from tabml.orchestration.dvc_stages import StageFailedError
+from tabml.orchestration.publish_run import should_publish
+from tabml.orchestration.workspace_lock import WorkspaceLockTimeout, workspace_lock
+from tabml.tracking.runs import wandb_run_id
 from tests.flows.conftest import PrefectServer, client_env
-from tests.tabml.test_dvc_stages import build_toy_template, copy_repo, write_dvc_yaml
-from tests.tabml.test_notify import SECRET_URL_PART, recording_webhook
+from tests.tabml.orchestration.test_dvc_stages import build_toy_template, copy_repo, write_dvc_yaml
+from tests.tabml.orchestration.test_notify import SECRET_URL_PART, recording_webhook
 
 # One script for every toy stage: `python stage.py <name> <behaviour> [seconds]`. Each attempt appends a JSON
 # line to attempts/<name>.log (outside DVC's outputs, like train's checkpoint dir) before doing anything else.
@@ -214,7 +214,7 @@ def test_overrides_and_the_data_source_are_written_to_params_before_the_run(
 def test_train_checkpoints_are_no_dvc_output_so_dvc_leaves_them_for_a_retry() -> None:
     from dvc.repo import Repo
 
-    from tabml.params import load_params
+    from tabml.core.params import load_params
     from tests.conftest import PROJECT
 
     checkpoints = (PROJECT / load_params(PROJECT / "params.yaml").train.checkpoint_dir).resolve()

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from flows.deploy import DeployError, deployment_parameters, main, require_server, trigger_parameters
-from tabml.params import DeploymentParams
-from tabml.tracking import wandb_run_id
+from tabml.core.params import DeploymentParams
+from tabml.tracking.runs import wandb_run_id
 from tests.conftest import dvc, make_workspace
 from tests.flows.conftest import PrefectServer, client_env, started
 

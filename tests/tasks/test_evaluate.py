@@ -6,10 +6,12 @@ import pytest
 import torch
 import yaml
 
-from tabml.arrays import SplitArrays, save_split, split_path
-from tabml.cli import StageError
-from tabml.model import ModelConfig, TabularNet, save_model
-from tabml.params import load_params
+from tabml.core.errors import StageError
+from tabml.core.params import load_params
+from tabml.data.preprocessing import SplitArrays
+from tabml.data.processed import save_split, split_path
+from tabml.training.model import ModelConfig, TabularNet
+from tabml.training.trained_model import save_model
 from tasks import evaluate
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"

@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tabml.params import load_params
+from tabml.core.params import load_params
 from tasks import ingest
 from tests.conftest import PROJECT, edit_params
 

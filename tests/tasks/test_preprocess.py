@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabml.arrays import load_split
-from tabml.params import load_params
-from tabml.synthetic_tables import regression_table
+from tabml.core.params import load_params
+from tabml.data.processed import load_split
 from tasks import preprocess
 from tests.conftest import PROJECT, edit_params
+from tests.synthetic_tables import regression_table
 
 
 @pytest.fixture

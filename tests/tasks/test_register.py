@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tabml import champion, registry
-from tabml.cli import StageError
-from tabml.params import Params, load_params
-from tabml.registry_cli import main as registry_cli
-from tabml.synthetic_tables import regression_table
+from tabml.core.errors import StageError
+from tabml.core.params import Params, load_params
+from tabml.registry import champion
+from tabml.registry import store as registry
+from tabml.registry.cli import main as registry_cli
+from tabml.registry.index import RegistryError
 from tasks import register
 from tests.registry_project import build_project, evaluated, fit_model, git
+from tests.synthetic_tables import regression_table
 
 PACKAGE_CORE = {
     "model.safetensors",
@@ -198,7 +200,7 @@ def test_a_tampered_production_package_stops_the_registration(project: Path) -> 
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))
-    with pytest.raises(registry.RegistryError, match=r"model\.safetensors: sha256 does not match"):
+    with pytest.raises(RegistryError, match=r"model\.safetensors: sha256 does not match"):
         register.run(evaluated(project, params, features="weak"))
     assert stages(project) == [(1, "production")]
 

@@ -14,10 +14,9 @@ import pandas as pd
 import pytest
 import torch
 
-from tabml.arrays import load_split
-from tabml.inference import predict
-from tabml.model import load_model
-from tabml.params import load_params
+from tabml.core.params import load_params
+from tabml.data.processed import load_split
+from tabml.training.trained_model import load_model, predict
 from tasks import preprocess, train
 from tests.conftest import FAST_TRAIN, PROJECT, edit_params
 
@@ -210,7 +209,7 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_exactly_like_an_uni
 
 
 def test_a_checkpoint_of_other_params_is_not_resumed(processed: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tabml.resume import fingerprint
+    from tabml.training.resume import fingerprint
 
     p = load_params().train
     checkpoints = processed / p.checkpoint_dir

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tabml.cli import StageError
-from tabml.params import load_params
+from tabml.core.errors import StageError
+from tabml.core.params import load_params
 from tasks.validate import main, run
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,129 @@
+"""Decide what each column of a real table is: numeric, categorical, boolean, datetime, or dropped."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from tabml.core.params import DataParams, PreprocessParams
+
+FeatureKind = Literal["numeric", "categorical", "boolean", "datetime", "drop"]
+TRUE_WORDS = {"true", "t", "yes", "y", "1", "on"}
+FALSE_WORDS = {"false", "f", "no", "n", "0", "off"}
+CODE_NAME = re.compile(r"(^|[^a-z])(zip|postal|postcode|code|area|fips|sic|naics|region|state)([^a-z]|$)", re.I)
+ID_NAME = re.compile(r"(^|[^a-z])(id|uuid|guid|key)([^a-z]|$)|id$", re.I)
+PARSE_SHARE = 0.95  # share of non-null values that must parse for a text column to change kind
+SAMPLE_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class ColumnDecision:
+    name: str
+    kind: FeatureKind
+    reason: str
+
+
+def _sample(values: pd.Series) -> pd.Series:
+    return values if len(values) <= SAMPLE_ROWS else values.sample(SAMPLE_ROWS, random_state=0)
+
+
+def numeric_from_text(values: pd.Series) -> pd.Series:
+    """Parse numbers written as text (`" 1,234.5 "`, `"12%"`); unparsable values become NaN."""
+    text = values.astype("string").str.strip().str.replace(r"[,\s%$€£]", "", regex=True)
+    return pd.to_numeric(text, errors="coerce")
+
+
+def datetime_from_text(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values.astype("string"), errors="coerce", format="mixed", utc=True)
+
+
+def _is_boolean_text(lowered: set[str]) -> bool:
+    return len(lowered) == 2 and lowered <= TRUE_WORDS | FALSE_WORDS and bool(lowered & TRUE_WORDS)
+
+
+def _looks_like_datetime(sample: pd.Series) -> bool:
+    text = sample.astype("string")
+    if not text.str.contains(r"\d", regex=True).all() or not text.str.contains(r"[-/:T ]", regex=True).all():
+        return False
+    return bool(datetime_from_text(sample).notna().mean() >= PARSE_SHARE)
+
+
+def infer_numeric(name: str, values: pd.Series, n_rows: int) -> ColumnDecision:
+    nonnull = values.dropna()
+    distinct = nonnull.nunique()
+    integral = bool(np.all(np.mod(nonnull.to_numpy(dtype=float), 1) == 0))
+    if integral and ID_NAME.search(name) and distinct >= 0.9 * len(nonnull):
+        return ColumnDecision(name, "drop", f"identifier: integer name-tagged as an id, {distinct:,} distinct values")
+    if integral and CODE_NAME.search(name) and distinct <= 1000:
+        return ColumnDecision(name, "categorical", f"integer codes: the name suggests a code, {distinct} levels")
+    return ColumnDecision(name, "numeric", "numeric values")
+
+
+def infer_text(name: str, values: pd.Series, p: PreprocessParams) -> ColumnDecision:
+    nonnull = values.dropna().astype("string").str.strip()
+    distinct = nonnull.nunique()
+    lowered = set(nonnull.str.lower().unique()) if distinct <= 12 else set()
+    if _is_boolean_text(lowered):
+        return ColumnDecision(name, "boolean", f"two values read as a boolean: {sorted(lowered)}")
+    sample = _sample(nonnull)
+    if sample.str.fullmatch(r"0\d+").any() and sample.str.fullmatch(r"\d+").all():
+        return ColumnDecision(name, "categorical", "digit codes with leading zeros (zip-like), kept as text")
+    if numeric_from_text(sample).notna().mean() >= PARSE_SHARE:
+        return ColumnDecision(name, "numeric", "numbers stored as text")
+    if _looks_like_datetime(sample):
+        return ColumnDecision(name, "datetime", "dates or timestamps stored as text")
+    unique_share = distinct / max(1, len(nonnull))
+    if unique_share > 0.95 and len(nonnull) > 50:
+        mean_length = float(sample.str.len().mean())
+        what = "free text" if mean_length > 30 else "identifier"
+        return ColumnDecision(name, "drop", f"{what}: {unique_share:.0%} of values are unique")
+    if distinct > p.text_levels_threshold and float(sample.str.len().mean()) > 30:
+        return ColumnDecision(name, "drop", f"free text: {distinct:,} distinct long values")
+    kept = min(distinct, p.max_levels)
+    note = f", the {kept} most frequent kept and the rest grouped as 'other'" if distinct > kept else ""
+    return ColumnDecision(name, "categorical", f"text with {distinct:,} levels{note}")
+
+
+def infer_column(name: str, values: pd.Series, p: PreprocessParams) -> ColumnDecision:
+    """One column's kind from its values and name alone."""
+    nonnull = values.dropna()
+    if nonnull.empty:
+        return ColumnDecision(name, "drop", "all values are missing")
+    if nonnull.nunique() == 1:
+        return ColumnDecision(name, "drop", f"constant: every value is {nonnull.iloc[0]!r}")
+    if pd.api.types.is_bool_dtype(values):
+        return ColumnDecision(name, "boolean", "boolean values")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return ColumnDecision(name, "datetime", "datetime values")
+    if pd.api.types.is_numeric_dtype(values):
+        return infer_numeric(name, values, len(values))
+    return infer_text(name, values, p)
+
+
+def role_columns(data: DataParams) -> dict[str, str]:
+    """Columns that are never features, with the params key that makes them so."""
+    roles = {data.target: "the target (data.target)"}
+    if data.id_column:
+        roles[data.id_column] = "the id column (data.id_column): carried into predictions, never a feature"
+    roles |= {c: "listed in data.drop_columns" for c in data.drop_columns}
+    return roles
+
+
+def infer_column_kinds(frame: pd.DataFrame, data: DataParams, p: PreprocessParams) -> list[ColumnDecision]:
+    """A decision for every column of the table, overrides from `data.column_types` first."""
+    roles = role_columns(data)
+    decisions = []
+    for name in map(str, frame.columns):
+        if name in roles:
+            decisions.append(ColumnDecision(name, "drop", roles[name]))
+        elif name in data.column_types:
+            kind = data.column_types[name]
+            kind = "categorical" if kind == "text" else kind
+            decisions.append(ColumnDecision(name, kind, "set in data.column_types"))  # type: ignore[arg-type]
+        else:
+            decisions.append(infer_column(name, frame[name], p))
+    return decisions

@@ -1,0 +1,7 @@
+"""orchestration: how the Prefect flows drive the DVC stages. May import: core, data, validation, evaluation,
+registry (their artifact contracts, to summarise a run).
+
+dvc_stages (plan and run one stage through DVC; the stage/flow failure contract), flow_params (what the flow
+reads from params.yaml), workspace_lock (one run per workspace), notify (failure notices), publish_run (dvc
+push + run branch), summary (the run's Prefect artifact).
+"""

@@ -1,0 +1,146 @@
+"""The pipeline run's summary as Markdown: stage table, validation, evaluation and registration.
+
+Pure apart from `read_report`: the reports are plain dicts read by the caller, so any field may be missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tabml.orchestration.dvc_stages import StageOutcome
+
+Report = Mapping[str, Any]
+MAX_LISTED = 10  # validation messages listed before "... and N more"
+STATUS_TEXT = {"ran": "ran", "skipped": "skipped (unchanged)"}
+
+
+def read_report(path: Path | None) -> dict[str, Any] | None:
+    """The JSON object at `path`, or None when there is no path, no file, or no JSON object in it."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def status_line(position: int, total: int, outcome: StageOutcome) -> str:
+    """`[3/6] preprocess: skipped (unchanged) 0.2s`"""
+    return f"[{position}/{total}] {outcome.name}: {STATUS_TEXT[outcome.status]} {outcome.seconds:.1f}s"
+
+
+def summary_markdown(
+    outcomes: Sequence[StageOutcome],
+    *,
+    failed_stage: str | None = None,
+    error: str | None = None,
+    not_run: Sequence[str] = (),
+    validation: Report | None = None,
+    metrics: Report | None = None,
+    registration: Report | None = None,
+    published: Report | None = None,
+) -> str:
+    """Markdown for the `pipeline-summary` artifact; sections whose report is None are left out."""
+    title = f"# Training pipeline: FAILED at `{failed_stage}`" if failed_stage else "# Training pipeline: succeeded"
+    parts = [title, _stage_table(outcomes, failed_stage, not_run)]
+    if failed_stage:
+        parts.append(f"**Error in `{failed_stage}`:**\n\n```\n{(error or 'no message').strip()}\n```")
+    if validation is not None:
+        parts.append(_validation_section(validation))
+    if metrics is not None:
+        parts.append(_metrics_section(metrics))
+    if registration is not None:
+        parts.append(_registration_section(registration))
+    if published is not None:
+        parts.append(_published_section(published))
+    return "\n\n".join(parts) + "\n"
+
+
+def _stage_table(outcomes: Sequence[StageOutcome], failed_stage: str | None, not_run: Sequence[str]) -> str:
+    rows = ["| # | stage | status | seconds |", "|---|---|---|---|"]
+    rows += [f"| {i} | {o.name} | {STATUS_TEXT[o.status]} | {o.seconds:.1f} |" for i, o in enumerate(outcomes, 1)]
+    position = len(outcomes)
+    if failed_stage:
+        position += 1
+        rows.append(f"| {position} | {failed_stage} | **failed** | |")
+    rows += [f"| {position + i} | {name} | not run | |" for i, name in enumerate(not_run, 1)]
+    return "\n".join(rows)
+
+
+def _validation_section(report: Report) -> str:
+    success = report.get("success")
+    verdict = "passed" if success is True else "**failed**" if success is False else "unknown"
+    facts = [f"result: {verdict}"]
+    if "rows" in report:
+        facts.append(f"rows: {_cell(report['rows'])}")
+    lines = ["## Validation", "", ", ".join(facts)]
+    for label, value in (("errors", report.get("errors")), ("warnings", report.get("warnings"))):
+        lines += _messages(label, value)
+    if report.get("data_docs"):
+        lines += ["", f"Data Docs: [{report['data_docs']}]({report['data_docs']})"]
+    if report.get("quarantine"):
+        lines += ["", f"quarantined: `{report['quarantine']}` (accepted snapshot and registered model untouched)"]
+    return "\n".join(lines)
+
+
+def _messages(label: str, value: object) -> list[str]:
+    # A report may hold a count or the messages themselves.
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return ["", f"{label}: {_cell(value)}"]
+    lines = ["", f"{label}: {len(value)}"]
+    lines += [f"- {_one_line(item)}" for item in value[:MAX_LISTED]]
+    if len(value) > MAX_LISTED:
+        lines.append(f"- ... and {len(value) - MAX_LISTED} more")
+    return lines
+
+
+def _metrics_section(report: Report) -> str:
+    facts = [f"{key}: {_cell(report[key])}" for key in ("task", "n_test", "threshold") if key in report]
+    lines = ["## Evaluation (test split)"]
+    if facts:
+        lines += ["", ", ".join(facts)]
+    test = report.get("test")
+    if isinstance(test, Mapping) and test:
+        lines += ["", "| metric | value |", "|---|---|"]
+        lines += [f"| {_cell(name)} | {_cell(value)} |" for name, value in test.items()]
+    else:
+        lines += ["", "no test metrics in the report"]
+    return "\n".join(lines)
+
+
+def _registration_section(record: Report) -> str:
+    passed = record.get("passed")
+    verdict = "registered" if passed is True else "**not registered** (gate failed)" if passed is False else "unknown"
+    facts = [f"gate: {verdict}"]
+    facts += [f"{key}: {_cell(record[key])}" for key in ("version", "stage") if record.get(key) is not None]
+    return "\n".join(["## Registration", "", ", ".join(facts)])
+
+
+def _published_section(published: Report) -> str:
+    facts = [f"dvc push: {_cell(published.get('pushed_files', 0))} files sent to the remote"]
+    branch, commit = published.get("branch"), published.get("commit")
+    if branch and commit:
+        again = "" if published.get("new_branch", True) else ", unchanged since that run"
+        facts.append(f"run branch: `{_one_line(branch)}` ({_one_line(commit)[:10]}{again})")
+    else:
+        facts.append("run branch: none (the workspace equals HEAD)")
+    return "\n".join(["## Published", "", "; ".join(facts)])
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return _one_line(value).replace("|", "\\|")
+
+
+def _one_line(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return " ".join(text.split())

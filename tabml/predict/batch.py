@@ -1,0 +1,162 @@
+"""Batch prediction: score a CSV or Parquet file with a registered model version (production by default).
+
+    python -m tabml.predict INPUT OUTPUT [--version N | --stage production|staging] [--name credit]
+
+The package is verified against its MANIFEST first (a tampered file is refused), the input is checked
+against the model's input schema (missing columns, unparseable numbers or dates: a clear error, nothing
+written), rows are transformed with the package's own preprocess_state.json, and the output holds, per
+input row and in input order: the id column (when `data.id_column` was set and the input has it), the
+prediction in the file's own labels (or target units), the probabilities, and the model name and version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tabml.core.env import quiet_telemetry
+from tabml.core.errors import StageError
+from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
+from tabml.evaluation.scorer import Scorer, load_scorer
+from tabml.registry.store import Package, load_package
+
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+SHOWN_BAD_VALUES = 5
+
+
+@dataclass(frozen=True)
+class PredictionRun:
+    name: str
+    version: int
+    rows: int
+    output: Path
+
+
+def schema_problems(frame: pd.DataFrame, columns: list[dict[str, str]]) -> list[str]:
+    """Pure: what is wrong with `frame` for a model expecting `columns` ({"name","kind"}); empty when fine."""
+    from tabml.data.preprocessing import as_float, datetime_part
+
+    missing = [c["name"] for c in columns if c["name"] not in frame.columns]
+    problems = [f"missing columns {missing}"] if missing else []
+    for column in columns:
+        name, kind = column["name"], column["kind"]
+        if name in missing or kind not in ("numeric", "datetime"):
+            continue
+        values = frame[name]
+        parsed = as_float(values) if kind == "numeric" else datetime_part(values, "epoch_days")
+        bad = values[values.notna() & ~np.isfinite(parsed)]
+        bad = bad[bad.astype("string").str.strip().ne("")]
+        if len(bad):
+            examples = list(bad.astype(str).unique()[:SHOWN_BAD_VALUES])
+            problems.append(f"column {name!r} should be {kind} but {len(bad)} value(s) are not, e.g. {examples}")
+    return problems
+
+
+def prediction_frame(scorer: Scorer, frame: pd.DataFrame, name: str, version: int) -> pd.DataFrame:
+    """Pure: one output row per input row: [id], prediction, probabilities, model name and version."""
+    state, scores = scorer.state, scorer.scores(frame)
+    out = pd.DataFrame(index=frame.index)
+    if state.id_column and state.id_column in frame.columns:
+        out[state.id_column] = frame[state.id_column]
+    labels = np.asarray(state.labels or [], dtype=object)
+    if state.task == "regression":
+        out["prediction"] = scores.astype(np.float64)
+    elif state.task == "binary":
+        assert scorer.threshold is not None, "a binary package records its threshold in metrics.json"
+        out["prediction"] = labels[(scores >= scorer.threshold).astype(np.int64)]
+        out[f"proba_{labels[1]}"] = scores.astype(np.float64)
+    else:
+        out["prediction"] = labels[scores.argmax(axis=1)]
+        for k, label in enumerate(labels):
+            out[f"proba_{label}"] = scores[:, k].astype(np.float64)
+    out["model_name"] = name
+    out["model_version"] = version
+    return out.reset_index(drop=True)
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> Path:
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise StageError(f"unknown output format {path.suffix!r}", path, "name the output .csv or .parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if fmt == "csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        frame.to_parquet(tmp, index=False)
+    tmp.replace(path)  # a reader never sees half a file
+    return path
+
+
+def load_model_package(registry_dir: Path, name: str, version: int | None, stage: str | None) -> tuple[Package, Scorer]:
+    """The verified package and its scorer."""
+    package = load_package(registry_dir, name, version, stage)  # type: ignore[arg-type]
+    path = package.path
+    try:
+        return package, load_scorer(path, path / "preprocess_state.json", path / "metrics.json")
+    except (ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise StageError(
+            f"{name} v{package.entry.version} cannot be loaded by this version of the code ({first})",
+            path,
+            "score with a newer version, or check out the code it was registered with (its lineage.json git rev)",
+        ) from None
+
+
+def check_input(frame: pd.DataFrame, package: Package, source: Path) -> None:
+    schema = json.loads((package.path / "input_schema.json").read_text())
+    problems = schema_problems(frame, schema["columns"])
+    if problems:
+        expected = ", ".join(f"{c['name']} ({c['kind']})" for c in schema["columns"])
+        raise StageError(
+            f"does not fit {package.name} v{package.entry.version}: " + "; ".join(problems),
+            source,
+            f"send the columns the model was trained on: {expected}",
+        )
+
+
+def predict_file(
+    registry_dir: Path, name: str, source: Path, output: Path, version: int | None = None, stage: str | None = None
+) -> PredictionRun:
+    """Verify the package, validate the input, score it, write the predictions."""
+    from tabml.data.tables import read_table
+
+    package, scorer = load_model_package(registry_dir, name, version, stage)
+    frame = read_table(source)
+    check_input(frame, package, source)
+    written = write_table(prediction_frame(scorer, frame, name, package.entry.version), output)
+    return PredictionRun(name, package.entry.version, len(frame), written)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tabml.predict", description="Score a table with a model.")
+    parser.add_argument("input", type=Path, help="CSV or Parquet file with the model's input columns")
+    parser.add_argument("output", type=Path, help="where to write the predictions (.csv or .parquet)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--version", type=lambda t: int(t.removeprefix("v")), help="a version number (3 or v3)")
+    which.add_argument("--stage", choices=["production", "staging"], help="default: production")
+    parser.add_argument("--name", help="model line (default: data.name from params)")
+    parser.add_argument("--registry-dir", type=Path, help="default: register.registry_dir from params")
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
+    args = parser.parse_args(argv)
+    quiet_telemetry()
+    try:
+        params = load_params(args.params) if not (args.name and args.registry_dir) else None
+        name = args.name or params.data.name  # type: ignore[union-attr]
+        registry_dir = args.registry_dir or params.register_.registry_dir  # type: ignore[union-attr]
+        done = predict_file(registry_dir, name, args.input, args.output, args.version, args.stage)
+    except (StageError, ParamsError) as exc:
+        print(f"[predict] FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"scored {done.rows} rows of {args.input} with {done.name} v{done.version} -> {done.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""W&B tracking that can never fail a run: offline by default, online falls back to offline, then to nothing.
+
+One W&B run per pipeline run: train starts it (id from TABML_WANDB_RUN_ID when the flow sets it, else a fresh
+one recorded in run_info.json); evaluate and register resume the same id and add their reports. Runs are
+grouped by experiment: the DVC experiment name under `dvc exp run`, else `data.name`.
+
+`python -m tabml.tracking.sync` uploads offline runs once: see docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+import warnings
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from tabml.core.params import TrackingParams
+
+RUN_ID_ENV = "TABML_WANDB_RUN_ID"  # set by the Prefect flow: every stage of one flow run joins one W&B run
+EXPERIMENT_ENV = "DVC_EXP_NAME"  # set by `dvc exp run` for the stage commands
+PROJECT_ROOT_ENV = "DVC_ROOT"  # set by DVC: the repo root, also when a queued experiment runs in a temp copy
+INIT_TIMEOUT_ENV = "WANDB_INIT_TIMEOUT"
+INIT_TIMEOUT_SECONDS = 30.0
+RUN_INFO_FILE = "run_info.json"  # written by train; holds `wandb_run_id`
+
+
+def tracking_mode(tracking: TrackingParams) -> str:
+    """`WANDB_MODE` from the environment wins over params.yaml (so CI and laptops can force offline)."""
+    return os.environ.get("WANDB_MODE", tracking.mode)
+
+
+def wandb_run_id(flow_run_id: str) -> str:
+    """8 lowercase hex characters derived from the flow run id: every stage (and every retry) joins one W&B run."""
+    return hashlib.sha256(flow_run_id.encode()).hexdigest()[:8]
+
+
+def new_run_id() -> str:
+    """One W&B run per pipeline run: the flow sets TABML_WANDB_RUN_ID, a bare `dvc repro` gets a fresh id."""
+    return os.environ.get(RUN_ID_ENV) or secrets.token_hex(4)
+
+
+def resume_run_id(run_info_path: Path) -> str:
+    """The run a later stage joins: the flow's id, else the one train recorded, else a fresh one."""
+    if os.environ.get(RUN_ID_ENV):
+        return os.environ[RUN_ID_ENV]
+    try:
+        recorded = json.loads(run_info_path.read_text()).get("wandb_run_id")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    return recorded if isinstance(recorded, str) and recorded else new_run_id()
+
+
+def experiment_group(dataset: str | None) -> str | None:
+    """W&B group: the DVC experiment name under `dvc exp run`, else the dataset (`data.name`)."""
+    return os.environ.get(EXPERIMENT_ENV) or dataset
+
+
+def tracking_dir(tracking: TrackingParams) -> Path:
+    """`tracking.dir`, relative to the DVC project root: a queued experiment runs in a temp copy that is deleted."""
+    root = os.environ.get(PROJECT_ROOT_ENV)
+    return tracking.dir if tracking.dir.is_absolute() or not root else Path(root) / tracking.dir
+
+
+def init_timeout() -> float:
+    try:
+        return float(os.environ.get(INIT_TIMEOUT_ENV, INIT_TIMEOUT_SECONDS))
+    except ValueError:
+        return INIT_TIMEOUT_SECONDS
+
+
+def init_run(
+    tracking: TrackingParams,
+    run_id: str,
+    job_type: str,
+    config: dict[str, Any] | None = None,
+    *,
+    group: str | None = None,
+    offline_fallback: bool = True,
+) -> Any:
+    """Start (or resume) the run; return None instead of raising when W&B cannot be used.
+
+    An online run that cannot start is retried offline (the run id stays the same, `sync` uploads it later),
+    unless `offline_fallback` is False (for work that only makes sense online, such as registry links).
+    """
+    mode = tracking_mode(tracking)
+    if mode == "disabled":
+        return None
+    import wandb
+
+    directory = tracking_dir(tracking)
+    dataset = (config or {}).get("dataset")  # train's config names it
+    group = group or experiment_group(str(dataset) if dataset else None)
+    for attempt_mode in dict.fromkeys([mode, "offline"] if offline_fallback else [mode]):
+        started = time.monotonic()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            return wandb.init(
+                project=tracking.project,
+                id=run_id,
+                resume="allow",
+                group=group,
+                job_type=job_type,
+                config=config,
+                dir=str(directory.resolve()),  # wandb resolves a relative dir against its first cwd
+                mode=attempt_mode,  # type: ignore[arg-type]  # WANDB_MODE may hold anything: wandb rejects it
+                reinit="finish_previous",
+                settings=wandb.Settings(init_timeout=init_timeout(), silent=True, console="off"),
+            )
+        except Exception as exc:  # noqa: BLE001 - tracking must never fail the run
+            waited = time.monotonic() - started
+            warnings.warn(
+                f"W&B {attempt_mode} run could not start after {waited:.1f}s ({exc}); continuing", stacklevel=2
+            )
+            _teardown(wandb)  # a failed online stream keeps the run id busy: offline would refuse it
+    return None
+
+
+def _teardown(wandb: Any) -> None:
+    with suppress(Exception):  # best effort before the offline retry
+        wandb.teardown()
+
+
+def finish_run(run: Any) -> None:
+    if run is None:
+        return
+    try:
+        run.finish()
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"W&B run did not finish cleanly ({exc}); metrics are still in the local files", stacklevel=2)
+
+
+def run_dir(run: Any) -> Path | None:
+    return Path(run.dir).parent if run is not None else None
+
+
+def log_model_artifact(run: Any, model_dir: Path, name: str) -> None:
+    """Attach the weights and config to the run as a W&B model artifact (works offline)."""
+    try:
+        import wandb
+
+        artifact = wandb.Artifact(name=f"{name}-model", type="model")
+        for path in sorted(model_dir.iterdir()):
+            if path.is_file():
+                artifact.add_file(str(path))
+        run.log_artifact(artifact)
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"W&B model artifact not logged ({exc})", stacklevel=2)

@@ -1,0 +1,7 @@
+"""training: the network and how it is fitted. May import: core, data.
+
+model (the nn.Module, no Lightning), system (the LightningModule: loss, metrics, optimiser), datamodule
+(splits as tensors, sharded by rank), history (epoch curves), resume (crash-safe checkpoints), distributed
+(accelerator, precision, DDP), trained_model (the model-folder artifact: weights, config, history, run info).
+Lightning is imported only by system, datamodule, history and resume.
+"""

@@ -1,0 +1,335 @@
+"""Stage planning and single-stage reproduction through DVC, on throwaway toy repos (not the real stages)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tabml.core.params import ParamsError
+from tabml.orchestration.dvc_stages import (
+    PipelineDefinitionError,
+    PipelinePlan,
+    StageFailedError,
+    apply_param_overrides,
+    is_retryable,
+    override_for,
+    plan_pipeline,
+    reproduce_stage,
+    stage_order,
+)
+
+TELEMETRY_OFF = {"DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+# Writes its first argument from the others; records the flow run id it was given, outside DVC's outs.
+STEP_PY = """\
+import os, sys
+from pathlib import Path
+out, *ins = sys.argv[1:]
+if os.environ.get("TABML_FLOW_RUN_ID"):
+    Path("seen").mkdir(exist_ok=True)
+    (Path("seen") / out).write_text(os.environ["TABML_FLOW_RUN_ID"])
+Path(out).write_text("".join(Path(p).read_text() for p in ins) + out + "\\n")
+"""
+
+# Declared out of dependency order on purpose: the plan must come from DVC's graph.
+TOY_STAGES = {
+    "third": {"cmd": "python step.py third.txt second.txt", "deps": ["step.py", "second.txt"], "outs": ["third.txt"]},
+    "first": {"cmd": "python step.py first.txt raw.txt", "deps": ["step.py", "raw.txt"], "outs": ["first.txt"]},
+    "second": {
+        "cmd": "python step.py second.txt first.txt extra.txt",
+        "deps": ["step.py", "first.txt", "extra.txt"],
+        "outs": ["second.txt"],
+    },
+}
+TOY_ORDER = ["first", "second", "third"]
+
+
+def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run(sys.executable, "-m", "dvc", *args, cwd=cwd)
+
+
+def write_dvc_yaml(root: Path, stages: dict) -> None:
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def quiet_env() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in TELEMETRY_OFF.items():
+            mp.setenv(key, value)
+        # `python` in the toy commands must be this interpreter, for `dvc repro` too.
+        mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        yield
+
+
+def build_toy_template(root: Path) -> Path:
+    """git + DVC initialised in `root` with the toy pipeline (first -> second -> third), nothing run yet."""
+    site_cache = root.parent / f"{root.name}-site-cache"
+    run("git", "init", "-q", cwd=root)
+    # `dvc init` writes to the site cache before any config exists: point it away from /var/tmp/dvc.
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "-q"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DVC_SITE_CACHE_DIR": str(site_cache)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    dvc("config", "core.site_cache_dir", str(site_cache), cwd=root)
+    (root / "step.py").write_text(STEP_PY)
+    (root / "raw.txt").write_text("raw\n")
+    (root / "extra.txt").write_text("extra\n")
+    (root / "params.yaml").write_text(yaml.safe_dump({"orchestration": {"stages": {}}}))
+    write_dvc_yaml(root, TOY_STAGES)
+    return root
+
+
+def copy_repo(template: Path, dest: Path) -> Path:
+    """A fresh copy of an initialised repo (copying is much faster than `dvc init`)."""
+    shutil.copytree(template, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def toy_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_toy_template(tmp_path_factory.mktemp("toy-template"))
+
+
+@pytest.fixture
+def toy(toy_template: Path, tmp_path: Path) -> Path:
+    return copy_repo(toy_template, tmp_path / "toy")
+
+
+def reproduce_all(root: Path, **kwargs: object) -> dict[str, str]:
+    return {name: reproduce_stage(root, name, **kwargs).status for name in stage_order(root)}  # type: ignore[arg-type]
+
+
+# --- planning: no `dvc init` needed -------------------------------------------------------------------
+
+
+def test_order_follows_dependencies_and_keeps_declaration_order_for_ties(tmp_path: Path) -> None:
+    stages = {
+        "report": {"cmd": "echo", "deps": ["second.txt"], "outs": ["report.txt"]},
+        "first": {"cmd": "echo", "outs": ["first.txt"]},
+        "lone": {"cmd": "echo", "outs": ["lone.txt"]},
+        "second": {"cmd": "echo", "deps": ["first.txt"], "outs": ["second.txt"]},
+    }
+    write_dvc_yaml(tmp_path, stages)
+    # first and lone are both ready at the start: declaration order breaks the tie.
+    assert stage_order(tmp_path) == ["first", "lone", "second", "report"]
+
+
+def test_order_lists_only_the_root_dvc_yaml(tmp_path: Path) -> None:
+    write_dvc_yaml(tmp_path, {"top": {"cmd": "echo", "outs": ["top.txt"]}})
+    (tmp_path / "sub").mkdir()
+    write_dvc_yaml(tmp_path / "sub", {"nested": {"cmd": "echo", "deps": ["../top.txt"], "outs": ["nested.txt"]}})
+    assert stage_order(tmp_path) == ["top"]
+    assert stage_order(tmp_path / "sub") == ["nested"]
+
+
+def test_order_resolves_params_templating(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"a": {"out": "a.txt"}}))
+    write_dvc_yaml(
+        tmp_path,
+        {
+            "b": {"cmd": "echo", "deps": ["${a.out}"], "outs": ["b.txt"]},
+            "a": {"cmd": "echo", "outs": ["${a.out}"]},
+        },
+    )
+    assert stage_order(tmp_path) == ["a", "b"]
+
+
+def test_invalid_pipeline_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    write_dvc_yaml(tmp_path, {"a": {"cmd": "echo", "outs": ["out"]}, "b": {"cmd": "echo", "outs": ["out/inner.txt"]}})
+    with pytest.raises(PipelineDefinitionError, match=r"(?s)dvc\.yaml: DVC cannot build the pipeline.*overlap"):
+        stage_order(tmp_path)
+
+
+def test_missing_dvc_yaml_says_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no dvc\.yaml here"):
+        stage_order(tmp_path)
+
+
+# --- reproduction in a real git + DVC repo ------------------------------------------------------------
+
+
+def test_first_run_runs_every_stage_then_nothing_is_rerun(toy: Path) -> None:
+    assert reproduce_all(toy) == dict.fromkeys(TOY_ORDER, "ran")
+    assert (toy / "third.txt").read_text() == "raw\nfirst.txt\nextra\nsecond.txt\nthird.txt\n"
+    lock = yaml.safe_load((toy / "dvc.lock").read_text())
+    assert sorted(lock["stages"]) == sorted(TOY_ORDER)
+
+    assert reproduce_all(toy) == dict.fromkeys(TOY_ORDER, "skipped")
+    assert "up to date" in dvc("status", cwd=toy).stdout
+
+
+def test_changed_dependency_reruns_only_its_stage_and_downstream(toy: Path) -> None:
+    reproduce_all(toy)
+    (toy / "extra.txt").write_text("extra, edited\n")
+    assert reproduce_all(toy) == {"first": "skipped", "second": "ran", "third": "ran"}
+
+
+def test_force_reruns_an_unchanged_stage(toy: Path) -> None:
+    reproduce_all(toy)
+    outcome = reproduce_stage(toy, "first", force=True)
+    assert (outcome.name, outcome.status) == ("first", "ran")
+    assert outcome.seconds > 0
+
+
+def test_env_reaches_the_stage_command_and_does_not_leak(toy: Path) -> None:
+    reproduce_stage(toy, "first", env={"TABML_FLOW_RUN_ID": "run-123"})
+    assert (toy / "seen" / "first.txt").read_text() == "run-123"
+    assert "TABML_FLOW_RUN_ID" not in os.environ
+
+
+def test_works_from_another_working_directory(toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert reproduce_stage(toy, "first").status == "ran"
+    assert Path.cwd() == elsewhere
+    assert not (elsewhere / "first.txt").exists()
+
+
+def test_failing_command_is_an_error_naming_the_stage_and_exit_code(toy: Path) -> None:
+    stages = dict(TOY_STAGES, first=dict(TOY_STAGES["first"], cmd="python -c \"raise SystemExit('no raw data')\""))
+    write_dvc_yaml(toy, stages)
+    with pytest.raises(StageFailedError, match=r"stage 'first' failed: .*exited with 1") as caught:
+        reproduce_stage(toy, "first")
+    assert caught.value.stage == "first"
+    assert caught.value.stderr_tail == "no raw data"  # the command's own message, not only DVC's
+    assert not (toy / "dvc.lock").exists()
+
+
+def test_ctrl_c_in_the_command_interrupts_instead_of_failing_so_it_is_not_retried(toy: Path) -> None:
+    interrupted = "import os, signal; os.kill(os.getpid(), signal.SIGINT)"
+    write_dvc_yaml(toy, dict(TOY_STAGES, first=dict(TOY_STAGES["first"], cmd=f'python -c "{interrupted}"')))
+    with pytest.raises(KeyboardInterrupt, match="stage 'first' was interrupted"):
+        reproduce_stage(toy, "first")
+
+
+def test_unknown_stage_is_an_error_naming_it(toy: Path) -> None:
+    with pytest.raises(StageFailedError, match=r"stage 'fourth' failed"):
+        reproduce_stage(toy, "fourth")
+
+
+# --- planning with status: what the flow skips without starting a task --------------------------------
+
+
+def test_plan_marks_everything_up_to_date_after_a_run_and_nothing_when_forced(toy: Path) -> None:
+    assert plan_pipeline(toy) == PipelinePlan(TOY_ORDER, frozenset())  # nothing ran yet
+    reproduce_all(toy)
+    assert plan_pipeline(toy) == PipelinePlan(TOY_ORDER, frozenset(TOY_ORDER))
+    assert plan_pipeline(toy, force=True) == PipelinePlan(TOY_ORDER, frozenset())
+
+
+def test_plan_runs_a_changed_stage_and_everything_downstream_of_it(toy: Path) -> None:
+    reproduce_all(toy)
+    (toy / "extra.txt").write_text("extra, edited\n")  # a dep of second only; third is unchanged *so far*
+    assert plan_pipeline(toy).up_to_date == {"first"}
+
+
+def test_plan_agrees_with_what_dvc_then_does(toy: Path) -> None:
+    reproduce_all(toy)
+    (toy / "extra.txt").write_text("extra, edited\n")
+    plan = plan_pipeline(toy)
+    done = reproduce_all(toy)
+    assert {name for name, status in done.items() if status == "skipped"} == plan.up_to_date
+
+
+# --- which failures a retry can fix --------------------------------------------------------------------
+
+
+def failing(toy: Path, script: str) -> StageFailedError:
+    write_dvc_yaml(toy, dict(TOY_STAGES, first=dict(TOY_STAGES["first"], cmd="python fail.py")))
+    (toy / "fail.py").write_text(script)
+    with pytest.raises(StageFailedError) as caught:
+        reproduce_stage(toy, "first")
+    return caught.value
+
+
+def test_a_reported_data_error_is_not_retryable_however_long_the_output_after_it(toy: Path) -> None:
+    script = (
+        "import sys\n"
+        "print('[first] FAILED: raw.txt: 3 rows have no target', file=sys.stderr)\n"
+        "print('\\n'.join(f'  row {i}: missing' for i in range(500)), file=sys.stderr)\n"
+        "sys.exit(1)\n"
+    )
+    exc = failing(toy, script)
+    assert "[first] FAILED" not in exc.stderr_tail  # scrolled out of the kept tail, still recognised
+    assert not exc.retryable and not is_retryable("first", exc)
+
+
+def test_a_crash_is_retryable(toy: Path) -> None:
+    exc = failing(toy, "raise MemoryError('out of memory')\n")  # an unexpected exception: exit 1, no FAILED line
+    assert exc.retryable and is_retryable("first", exc) and "MemoryError" in exc.stderr_tail
+    killed = failing(toy, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n")
+    assert killed.retryable
+
+
+def test_retry_policy_for_other_failures() -> None:
+    crash = StageFailedError("validate", "exited with 3", retryable=True)
+    assert not is_retryable("validate", crash)  # validation is never retried, whatever happened
+    assert is_retryable("train", TimeoutError("timed out"))
+    assert not is_retryable("train", PipelineDefinitionError("bad dvc.yaml"))
+    assert not is_retryable("train", KeyboardInterrupt())
+    assert not is_retryable("first", StageFailedError("first", "missing data 'raw.txt'"))  # DVC refused the stage
+
+
+# --- parameter overrides, as `dvc exp run -S` -----------------------------------------------------------
+
+
+@pytest.fixture
+def project_params(tmp_path: Path) -> Path:
+    shutil.copy(Path(__file__).resolve().parents[3] / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
+
+
+def test_overrides_are_written_into_params_yaml_keeping_its_comments(project_params: Path) -> None:
+    path = project_params / "data, v2.csv"
+    apply_param_overrides(
+        project_params, ["train.lr=0.003", "train.hidden_sizes=[256,128]", override_for("data.path", str(path))]
+    )
+    text = (project_params / "params.yaml").read_text()
+    params = yaml.safe_load(text)
+    assert params["train"]["lr"] == 0.003 and params["train"]["hidden_sizes"] == [256, 128]
+    assert params["data"]["path"] == str(path)
+    assert "# CSV or Parquet landing-zone table" in text
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.learning_rate=0.1", r"not valid `dvc exp run -S` overrides.*train\.learning_rate"),
+        ("train.lr=-1", r"train\.lr: Input should be greater than 0"),
+        ("train.lr==", r"not valid `dvc exp run -S` overrides"),
+        ("data.path=s3://user:hunter2@bucket/t.csv", "looks like a secret"),
+        ("+tracking.api_key=abc", "looks like a secret"),
+    ],
+)
+def test_bad_overrides_are_refused_and_params_yaml_is_left_as_it_was(
+    project_params: Path, override: str, message: str
+) -> None:
+    before = (project_params / "params.yaml").read_text()
+    with pytest.raises(ParamsError, match=message):
+        apply_param_overrides(project_params, ["train.dropout=0.2", override])
+    assert (project_params / "params.yaml").read_text() == before
+
+
+@pytest.mark.parametrize("value", ["data/x.csv", "a,b=c [1].csv", "it's.csv", "C:\\data\\t.csv", "ends-with\\"])
+def test_override_for_quotes_any_path(project_params: Path, value: str) -> None:
+    apply_param_overrides(project_params, [override_for("data.path", value)])
+    assert yaml.safe_load((project_params / "params.yaml").read_text())["data"]["path"] == value

@@ -1,0 +1,97 @@
+"""The run summary's Markdown, built from tiny inline reports; every report field may be missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tabml.orchestration.dvc_stages import StageOutcome
+from tabml.orchestration.summary import read_report, status_line, summary_markdown
+
+RAN = StageOutcome("ingest", "ran", 3.24)
+SKIPPED = StageOutcome("validate", "skipped", 0.21)
+
+
+def test_status_line_counts_names_and_times_the_stage() -> None:
+    assert status_line(3, 6, StageOutcome("preprocess", "skipped", 0.2)) == "[3/6] preprocess: skipped (unchanged) 0.2s"
+    assert status_line(1, 6, RAN) == "[1/6] ingest: ran 3.2s"
+
+
+def test_successful_run_lists_every_stage_and_only_the_reports_given() -> None:
+    text = summary_markdown([RAN, SKIPPED])
+    assert text.startswith("# Training pipeline: succeeded\n")
+    assert "| 1 | ingest | ran | 3.2 |" in text
+    assert "| 2 | validate | skipped (unchanged) | 0.2 |" in text
+    assert "## Validation" not in text and "## Evaluation" not in text and "## Registration" not in text
+
+
+def test_failed_run_marks_the_stage_shows_its_error_and_what_did_not_run() -> None:
+    error = "stage 'validate' failed: 3 errors"
+    text = summary_markdown([RAN], failed_stage="validate", error=error, not_run=["train"])
+    assert text.startswith("# Training pipeline: FAILED at `validate`")
+    assert "| 2 | validate | **failed** | |" in text
+    assert "| 3 | train | not run | |" in text
+    assert "```\nstage 'validate' failed: 3 errors\n```" in text
+
+
+def test_validation_lists_messages_and_cuts_long_lists() -> None:
+    errors = [f"column c{i}: nulls above reference" for i in range(12)]
+    text = summary_markdown([], validation={"success": False, "rows": 980, "errors": errors, "warnings": 2})
+    assert "result: **failed**, rows: 980" in text
+    assert "errors: 12" in text and "- column c9: nulls above reference" in text
+    assert "- column c10" not in text and "- ... and 2 more" in text
+    assert "warnings: 2" in text
+
+
+def test_reports_missing_every_field_still_render() -> None:
+    text = summary_markdown([], validation={}, metrics={}, registration={})
+    assert "## Validation\n\nresult: unknown" in text
+    assert "no test metrics in the report" in text
+    assert "gate: unknown" in text
+
+
+def test_metrics_table_rounds_floats_and_escapes_cell_text() -> None:
+    metrics = {"task": "binary", "n_test": 200, "threshold": 0.5, "test": {"auroc": 0.812345678, "f1|macro": 0.7}}
+    text = summary_markdown([], metrics=metrics)
+    assert "task: binary, n_test: 200, threshold: 0.5" in text
+    assert "| auroc | 0.8123 |" in text
+    assert "| f1\\|macro | 0.7 |" in text
+
+
+def test_registration_shows_gate_version_and_stage() -> None:
+    assert "gate: registered, version: 3, stage: production" in summary_markdown(
+        [], registration={"passed": True, "version": 3, "stage": "production"}
+    )
+    refused = summary_markdown([], registration={"passed": False, "version": None})
+    assert "gate: **not registered** (gate failed)" in refused and "version" not in refused
+
+
+def test_a_truthy_non_bool_is_not_taken_for_success() -> None:
+    assert "result: unknown" in summary_markdown([], validation={"success": 1})
+
+
+def test_read_report_tolerates_absent_broken_and_non_object_files(tmp_path: Path) -> None:
+    good, broken, listed = tmp_path / "good.json", tmp_path / "broken.json", tmp_path / "list.json"
+    good.write_text('{"success": true}')
+    broken.write_text("{not json")
+    listed.write_text("[1, 2]")
+    assert read_report(good) == {"success": True}
+    assert read_report(broken) is None
+    assert read_report(listed) is None
+    assert read_report(tmp_path / "absent.json") is None
+    assert read_report(None) is None
+
+
+def test_validation_section_links_data_docs_and_names_the_quarantine() -> None:
+    from tabml.orchestration.summary import summary_markdown
+
+    markdown = summary_markdown(
+        [],
+        validation={
+            "success": False,
+            "rows": 10,
+            "data_docs": "reports/validation.html",
+            "quarantine": "quarantine/credit/20261122T000000Z",
+        },
+    )
+    assert "Data Docs: [reports/validation.html](reports/validation.html)" in markdown
+    assert "quarantine/credit/20261122T000000Z" in markdown

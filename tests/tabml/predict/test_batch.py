@@ -1,0 +1,111 @@
+"""Batch prediction from the registry: real packages registered by the real register stage."""
+
+import json
+import shutil
+from contextlib import chdir
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tabml.core.errors import StageError
+from tabml.core.params import Params
+from tabml.predict import batch as predict
+from tabml.registry.index import RegistryError
+from tasks import register
+from tests.registry_project import PROJECT, build_project, evaluated
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
+    """credit with a `loan_id` id column; v1 (weak) production, v2 (weak again) staging."""
+    root = tmp_path_factory.mktemp("predict") / "credit"
+    table = pd.read_csv(PROJECT / "data/landing/credit.csv")
+    table.insert(0, "loan_id", [f"L{i:05d}" for i in range(len(table))])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_MODE", "disabled")
+        params = build_project(root, table, id_column="loan_id")
+        with chdir(root):
+            register.run(evaluated(root, params, features="weak"))
+            register.run(evaluated(root, params, features="weak"))
+    return root, params
+
+
+def new_rows(n: int = 25) -> pd.DataFrame:
+    frame = pd.read_csv(PROJECT / "data/landing/credit.csv").tail(n).drop(columns=["Status"])
+    frame.insert(0, "loan_id", [f"N{i}" for i in range(n)])
+    return frame.sample(frac=1, random_state=0)  # any row order comes back in the same order
+
+
+def run(root: Path, *args: str) -> int:
+    return predict.main([*args, "--name", "credit", "--registry-dir", str(root / "registry")])
+
+
+def test_scores_a_csv_with_production_in_the_files_own_labels(
+    registered: tuple[Path, Params], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = registered
+    rows = new_rows()
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    assert run(root, str(tmp_path / "in.csv"), str(tmp_path / "out.csv")) == 0
+    assert (
+        capsys.readouterr().out.strip()
+        == f"scored 25 rows of {tmp_path / 'in.csv'} with credit v1 -> {tmp_path / 'out.csv'}"
+    )
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == ["loan_id", "prediction", "proba_bad", "model_name", "model_version"]
+    assert out["loan_id"].tolist() == rows["loan_id"].tolist()
+    assert set(out["prediction"]) <= {"good", "bad"} and out["model_version"].eq(1).all()
+    threshold = json.loads((root / "registry/credit/versions/v1/metrics.json").read_text())["threshold"]
+    assert ((out["proba_bad"] >= threshold) == (out["prediction"] == "bad")).all()
+
+
+def test_a_version_or_a_stage_can_be_chosen_and_parquet_written(
+    registered: tuple[Path, Params], tmp_path: Path
+) -> None:
+    root, _ = registered
+    new_rows().to_parquet(tmp_path / "in.parquet")
+    done = predict.predict_file(
+        root / "registry", "credit", tmp_path / "in.parquet", tmp_path / "o.parquet", stage="staging"
+    )
+    assert done.version == 2 and pd.read_parquet(tmp_path / "o.parquet")["model_version"].eq(2).all()
+    assert run(root, str(tmp_path / "in.parquet"), str(tmp_path / "o.csv"), "--version", "v1") == 0
+    assert pd.read_csv(tmp_path / "o.csv")["model_version"].eq(1).all()
+
+
+def test_input_that_does_not_fit_the_schema_is_refused_before_anything_is_written(
+    registered: tuple[Path, Params], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = registered
+    new_rows().drop(columns=["Age", "Income"]).to_csv(tmp_path / "missing.csv", index=False)
+    assert run(root, str(tmp_path / "missing.csv"), str(tmp_path / "out.csv")) == 1
+    err = capsys.readouterr().err
+    assert "[predict] FAILED" in err and "does not fit credit v1: missing columns ['Age', 'Income']" in err
+    assert "send the columns the model was trained on: Seniority (numeric), Home (categorical)" in err
+    assert not (tmp_path / "out.csv").exists()
+
+    bad = new_rows()
+    bad["Amount"] = bad["Amount"].astype(object)
+    bad.iloc[:3, bad.columns.get_loc("Amount")] = ["lots", "n/a?", "lots"]
+    with pytest.raises(
+        StageError, match=r"column 'Amount' should be numeric but 3 value\(s\) are not, e.g. \['lots', 'n/a\?'\]"
+    ):
+        predict.predict_file(root / "registry", "credit", _csv(bad, tmp_path / "bad.csv"), tmp_path / "out.csv")
+    with pytest.raises(StageError, match="unknown output format '.xlsx'"):
+        predict.predict_file(root / "registry", "credit", _csv(new_rows(), tmp_path / "ok.csv"), tmp_path / "out.xlsx")
+
+
+def _csv(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_tampered_package_is_refused(registered: tuple[Path, Params], tmp_path: Path) -> None:
+    root, _ = registered
+    copy = tmp_path / "registry"
+    shutil.copytree(root / "registry", copy)
+    state = copy / "credit/versions/v1/preprocess_state.json"
+    state.write_text(state.read_text().replace('"good"', '"fine"'))
+    with pytest.raises(RegistryError, match=r"preprocess_state\.json: sha256 does not match MANIFEST\.json"):
+        predict.predict_file(copy, "credit", _csv(new_rows(), tmp_path / "in.csv"), tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
