@@ -22,12 +22,15 @@ export PATH := $(BIN):$(PATH)
 setup: $(VENV)/.installed
 
 # torch first: the CPU build is on disk, and anything that pulls torch in before it may fetch a CUDA build.
-$(VENV)/.installed: requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.lock pyproject.toml tools/venv_path.pth
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip==25.3
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
+	@# the venv's bin first on PATH for every process it starts, so `python` in dvc.yaml is the venv's even from a
+	@# plain `.venv/bin/dvc repro` (tools/venv_path.pth; activating the venv does the same)
+	cp tools/venv_path.pth "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tabml_venv_path.pth"
 	touch $@
 
 run: setup  ## the full pipeline on the example table, through the Prefect flow
@@ -38,13 +41,13 @@ repro: setup  ## the same DAG through DVC
 
 # Two workers, whole files each (a file's module fixtures and servers stay on one worker): ~12 min here, not ~19.
 TEST_WORKERS ?= 2
-test: setup browser  ## every test, slow ones included (chromium for the page screenshot tests)
+test: setup browser lint  ## lint, then every test, slow ones included (chromium for the page screenshot tests)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
-lint: setup
+lint: setup  ## what CI checks besides the tests: ruff, ruff format, mypy
 	ruff check . && ruff format --check . && mypy tabml tasks flows
 
 bench: setup

@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         home = Path(tmp) / "prefect"
         home.mkdir()
         with prefect_server(home) as api:
-            from tabml.orchestration.dvc_stages import stage_order
+            from tabml.core.dag import stage_order
 
             figures = measure(root, api, args.repeats)
             report(figures, len(stage_order(root)))

@@ -21,7 +21,7 @@ import yaml
 from tabml.core.env import quiet_telemetry
 from tabml.data.preprocessing import SplitArrays
 from tabml.data.processed import load_split, split_path
-from tests.workspace import commit_all, copy_pipeline, init_repo, run
+from tests.workspace import EXAMPLE_TABLE, commit_all, copy_pipeline, init_repo, run
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def cases() -> list[Case]:
     from sklearn import datasets
 
     return [
-        Case("credit", "binary", "Status", "bad", lambda: pd.read_csv(PROJECT / "data/landing/credit.csv")),
+        Case("credit", "binary", "Status", "bad", lambda: pd.read_csv(EXAMPLE_TABLE)),
         Case(
             "breast-cancer",
             "binary",

@@ -35,7 +35,7 @@ def measure_stage(root: Path, stage: str) -> StageCost:
 
 
 def measure_pipeline(root: Path) -> list[StageCost]:
-    from tabml.orchestration.dvc_stages import stage_order
+    from tabml.core.dag import stage_order
 
     return [measure_stage(root, stage) for stage in stage_order(root)]
 

@@ -20,15 +20,21 @@ import tempfile
 import time
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.workspace import EXAMPLE_PARAMS
+
 HOOK = """
-import sys
-from tabml.core.params import load_params
-from tabml.tracking.stage_reports import track_stage
+import json, sys
 from pathlib import Path
+from tabml.core.params import load_params
+from tabml.tracking.stage_reports import evaluation_summary, registration_summary, track_stage
+from tasks.evaluate import charts_of
 params = load_params(Path(sys.argv[1]))
-track_stage(params, "evaluate")
-track_stage(params, "register")
+plots = {p.name: json.loads(p.read_text()) for p in Path("reports/evaluate/plots").glob("*.json")}
+metrics, validation = (json.loads(Path(f"reports/{f}.json").read_text()) for f in ("metrics", "validation"))
+config = {"dataset": "credit"}
+track_stage(params.tracking, "evaluate", "bench001", config, evaluation_summary(metrics, validation), charts_of(plots))
+record = json.loads(Path("reports/registration.json").read_text())
+track_stage(params.tracking, "register", "bench001", config, registration_summary(record))
 """
 OUTPUTS = {
     "models/train/run_info.json": {"wandb_run_id": "bench001"},
@@ -55,7 +61,7 @@ def closed_port() -> int:
 
 def measure(root: Path, env: dict[str, str]) -> float:
     started = time.perf_counter()
-    command = [sys.executable, "-c", HOOK, str(PROJECT / "params.yaml")]
+    command = [sys.executable, "-c", HOOK, str(EXAMPLE_PARAMS)]
     proc = subprocess.run(command, cwd=root, env={**os.environ, **env}, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])

@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 
 from tabml.core.env import quiet_telemetry
+from tests.workspace import EXAMPLE_PARAMS, EXAMPLE_TABLE
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -72,12 +73,12 @@ def workspace(root: Path, frame: pd.DataFrame, target: str, positive: str, accel
     from tasks import preprocess
 
     root.mkdir(parents=True)
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params = yaml.safe_load((EXAMPLE_PARAMS).read_text())
     params["data"].update(name="bench", path="table.parquet", target=target, positive_class=positive, task="binary")
     params["data"].update(id_column=None, drop_columns=[], column_types={})
     params["train"].update(accelerator=accelerator)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    snapshot = root / load_params(root / "params.yaml").validate_.accepted_snapshot  # what preprocess reads
+    snapshot = root / load_params(root / "params.yaml").preprocess.input  # what preprocess reads
     snapshot.parent.mkdir(parents=True)
     frame.to_parquet(snapshot, index=False)
     with inside(root):
@@ -287,7 +288,7 @@ def main() -> None:
     os.environ.setdefault("WANDB_MODE", "disabled")
     tables = {
         f"generated {args.rows // 1000}k x 30": (synthetic_table(args.rows), "label", "yes"),
-        "credit": (pd.read_csv(PROJECT / "data/landing/credit.csv"), "Status", "bad"),
+        "credit": (pd.read_csv(EXAMPLE_TABLE), "Status", "bad"),
     }
     rows = []
     with tempfile.TemporaryDirectory(prefix="tabml-train-bench-") as tmp:

@@ -45,7 +45,6 @@ DATA = DataParams(
 LIMITS = ValidateParams(
     report=Path("reports/validation.json"),
     data_docs=Path("reports/validation.html"),
-    accepted_snapshot=Path("data/snapshot/accepted.parquet"),
     quarantine_dir=Path("quarantine"),
     reference_dir=Path("references"),
     min_rows=50,

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from tabml.core.env import quiet_telemetry
-from tabml.core.params import DeploymentParams, ParamsError
+from tabml.core.ops_params import DeploymentParams
+from tabml.core.params import ParamsError
 
 FLOW_NAME = "training-pipeline"
 ENTRYPOINT = "flows/pipeline.py:training_pipeline"  # loaded from the project the deployment points at
@@ -105,7 +106,7 @@ def ensure_work_pool(name: str, pool_type: str) -> bool:
 
 def check_overrides(root: Path, d: DeploymentParams) -> None:
     """Apply the deployment's overrides to a copy of params.yaml now, so a bad one fails here, not at 3 am."""
-    from tabml.orchestration.dvc_stages import apply_param_overrides, override_for
+    from tabml.orchestration.overrides import apply_param_overrides, override_for
 
     overrides = [*d.params_overrides, *([override_for("data.path", d.data_path)] if d.data_path else [])]
     if overrides:

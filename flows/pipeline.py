@@ -1,9 +1,10 @@
 """The training pipeline as a Prefect flow: dvc.yaml's stages, in DVC's order, each run through DVC.
 
 A flow run and `dvc repro` therefore skip the same stages and write the same dvc.lock. One run at a time
-holds the workspace (`tabml.workspace_lock`); a stage that fails is retried only when a rerun could help
-(`tabml.dvc_stages.is_retryable`); a failed run is reported (`tabml.notify`); a successful scheduled run
-is pushed and its dvc.lock committed on a run branch (`tabml.publish_run`). docs/scheduling.md has it all.
+holds the workspace (tabml.orchestration.workspace_lock); a stage that fails is retried only when its exit code
+says a rerun could help (tabml.orchestration.dvc_stages); a failed run is reported (flow_hooks, notify); a
+successful scheduled run is pushed and its dvc.lock committed on a run branch (publish_run).
+docs/scheduling.md has it all.
 Usage: python -m flows.pipeline [--root .] [--force] [-S train.lr=0.003] [--data-path x.csv] [--publish]
 """
 
@@ -19,75 +20,33 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import Flow, flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import FlowRun, State, TaskRun
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext
 
+from tabml.core.dag import PipelineDefinitionError
 from tabml.core.env import quiet_telemetry
-from tabml.core.params import OrchestrationParams, ParamsError, StagePolicy
-from tabml.orchestration.dvc_stages import (
-    PipelineDefinitionError,
-    StageFailedError,
-    StageOutcome,
-    apply_param_overrides,
-    is_retryable,
-    override_for,
-    plan_pipeline,
-    reproduce_stage,
-)
+from tabml.core.ops_params import OrchestrationParams, StagePolicy
+from tabml.core.params import ParamsError
+from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome, is_retryable, plan_pipeline, reproduce_stage
+from tabml.orchestration.flow_hooks import notify_failure, publish_summary
 from tabml.orchestration.flow_params import FlowParams, load_flow_params
-from tabml.orchestration.notify import FailureNotice, deliver, explain, render
+from tabml.orchestration.overrides import apply_param_overrides, override_for
 from tabml.orchestration.publish_run import Published, PublishError, publish_run, should_publish
-from tabml.orchestration.summary import read_report, status_line, summary_markdown
+from tabml.orchestration.summary import status_line
 from tabml.orchestration.workspace_lock import WorkspaceLockTimeout, workspace_lock
 from tabml.registry.lineage import FLOW_RUN_ENV  # the register stage records the run that produced a version
 from tabml.tracking.runs import RUN_ID_ENV as WANDB_RUN_ENV  # train and evaluate join one W&B run per pipeline run
 from tabml.tracking.runs import wandb_run_id
 
-SUMMARY_KEY = "pipeline-summary"
 PUBLISH_STEP = "publish"  # the flow's own last step; its retry policy is orchestration.stages.publish
 
 
 def retry_if_it_can_help(task: Any, task_run: TaskRun, state: State) -> bool:
-    """Prefect's retry condition: the task is named after its stage (see `tabml.dvc_stages.is_retryable`)."""
+    """Prefect's retry condition: the stage's exit code says whether a rerun could help (is_retryable)."""
     failure = state.result(raise_on_failure=False)
-    return isinstance(failure, BaseException) and is_retryable(task.name, failure)
-
-
-def notify_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
-    """on_failure / on_crashed hook: which stage, why, what to do and the run's link, to the log and the webhook."""
-    from prefect.logging.loggers import flow_run_logger
-    from prefect.utilities.urls import url_for
-
-    from tabml.core.params import NotifyParams
-
-    logger = flow_run_logger(flow_run, flow)
-    failure = _failure_of(state)
-    stage, why, todo = explain(failure)
-    root = Path(str(flow_run.parameters.get("root", "."))).resolve()
-    try:
-        params_file = root / str(flow_run.parameters.get("params_file", "params.yaml"))
-        settings = load_flow_params(params_file).orchestration.notify
-    except ParamsError:
-        settings = NotifyParams()
-    notice = FailureNotice(
-        flow=flow.name,
-        run_name=flow_run.name,
-        run_id=str(flow_run.id),
-        state=state.name or state.type.value.title(),
-        at=datetime.now(UTC).isoformat(timespec="seconds"),
-        stage=stage,
-        why=why,
-        todo=todo,
-        run_url=url_for("flow-run", obj_id=flow_run.id),
-        deployment=_deployment_name(flow, flow_run),
-    )
-    delivered = deliver(
-        notice, root / settings.log_file, settings.webhook_url_env, settings.webhook_timeout_seconds, logger.warning
-    )
-    logger.error(f"{render(notice)}\n  (notice sent to: {', '.join(delivered) or 'nowhere'})")
+    return isinstance(failure, BaseException) and is_retryable(failure)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
@@ -140,7 +99,7 @@ def training_pipeline(
         from_deployment = run is not None and run.deployment_id is not None
         if should_publish(publish, from_deployment, params.orchestration):
             published = _publish(project, params.orchestration, run_id, started, outcomes)
-        _publish_summary(params, outcomes, published=published)
+        publish_summary(params, outcomes, published=published)
     return outcomes
 
 
@@ -148,6 +107,12 @@ def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, s
     logger = get_run_logger()
     plan = plan_pipeline(project, force=force)  # one DVC pass: unchanged stages get no task at all
     stages = plan.order
+    unknown = params.orchestration.unknown_stages({*stages, PUBLISH_STEP})
+    if unknown:
+        raise ParamsError(
+            f"params.yaml: orchestration.stages names no step of this flow: {unknown}\n"
+            f"  what to do: use the stages of dvc.yaml ({', '.join(stages)}) or `{PUBLISH_STEP}`."
+        )
     outcomes: list[StageOutcome] = []
     for position, name in enumerate(stages, start=1):
         if name in plan.up_to_date:
@@ -160,7 +125,7 @@ def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, s
             except Exception as exc:
                 failure = _as_stage_failure(name, exc, policy.timeout_seconds)
                 logger.error(f"[{position}/{len(stages)}] {name}: FAILED after {time.perf_counter() - started:.1f}s")
-                _publish_summary(params, outcomes, failure=failure, not_run=stages[position:])
+                publish_summary(params, outcomes, failure=failure, not_run=stages[position:])
                 raise failure from exc
         outcomes.append(outcome)
         logger.info(status_line(position, len(stages), outcome))
@@ -177,7 +142,7 @@ def _publish(
         published = step(str(project), run_id, started, settings.remote, settings.branch_prefix)
     except Exception as exc:
         failure = exc if isinstance(exc, PublishError) else PublishError(f"{type(exc).__name__}: {exc}")
-        _publish_summary(FlowParams(orchestration), outcomes, failure=StageFailedError(PUBLISH_STEP, str(failure)))
+        publish_summary(FlowParams(orchestration), outcomes, failure=StageFailedError(PUBLISH_STEP, str(failure)))
         raise failure from exc
     if published.branch is None:
         where = "nothing to commit: the workspace equals HEAD"
@@ -210,54 +175,7 @@ def _as_stage_failure(name: str, exc: Exception, timeout_seconds: float | None) 
             f"orchestration.stages.{name}.timeout_seconds in params.yaml",
             retryable=True,
         )
-    return StageFailedError(name, f"{type(exc).__name__}: {exc}", retryable=is_retryable(name, exc))
-
-
-def _failure_of(state: State) -> BaseException | None:
-    try:
-        result = state.result(raise_on_failure=False)
-    except Exception:  # noqa: BLE001 - a crashed run may have no readable result; the notice says so
-        return None
-    return result if isinstance(result, BaseException) else None
-
-
-def _deployment_name(flow: Flow[..., Any], flow_run: FlowRun) -> str | None:
-    if flow_run.deployment_id is None:
-        return None
-    try:
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as client:
-            return f"{flow.name}/{client.read_deployment(flow_run.deployment_id).name}"
-    except Exception:  # noqa: BLE001 - the notice goes out without the name rather than not at all
-        return str(flow_run.deployment_id)
-
-
-def _publish_summary(
-    params: FlowParams,
-    outcomes: list[StageOutcome],
-    failure: StageFailedError | None = None,
-    not_run: list[str] | None = None,
-    published: Published | None = None,
-) -> None:
-    # A report is shown only if its stage (same name as its params section) ran, was skipped as
-    # unchanged, or is the one that failed: a stage that did not run may have left a stale report.
-    current = {o.name for o in outcomes} | ({failure.stage} if failure else set())
-
-    def report(stage: str, path: Path | None) -> dict[str, Any] | None:
-        return read_report(path) if stage in current else None
-
-    markdown = summary_markdown(
-        outcomes,
-        failed_stage=failure.stage if failure else None,
-        error=str(failure) if failure else None,
-        not_run=not_run or [],
-        validation=report("validate", params.validation_report),
-        metrics=report("evaluate", params.metrics),
-        registration=report("register", params.registration_record),
-        published=None if published is None else vars(published),
-    )
-    create_markdown_artifact(markdown=markdown, key=SUMMARY_KEY, description="Stages run or skipped, and the reports")
+    return StageFailedError(name, f"{type(exc).__name__}: {exc}", retryable=is_retryable(exc))
 
 
 @contextmanager

@@ -12,16 +12,26 @@ import pandas as pd
 
 from tabml.core.errors import StageError
 from tabml.core.files import sha256_file
-from tabml.core.params import DataParams, Params
+from tabml.core.params import Params
 from tabml.core.stage import stage_main
 from tabml.data.tables import read_table
 
 
-def check_roles(frame: pd.DataFrame, data: DataParams) -> None:
-    """The columns params.yaml names must exist; say which ones do."""
-    named = {"data.target": data.target, "data.id_column": data.id_column}
+def named_columns(params: Params) -> dict[str, str | None]:
+    """Every params.yaml key that names a column of the table, with the column it names."""
+    data = params.data
+    named: dict[str, str | None] = {"data.target": data.target, "data.id_column": data.id_column}
     named |= {f"data.drop_columns[{i}]": c for i, c in enumerate(data.drop_columns)}
     named |= {f"data.column_types.{c}": c for c in data.column_types}
+    named |= {f"validate.drift.columns.{c}": c for c in params.validate_.drift.columns}
+    slices = params.evaluate.slice_columns(data.name)
+    named |= {f"evaluate.slices.{data.name}[{i}]": c for i, c in enumerate(slices)}
+    return named
+
+
+def check_roles(frame: pd.DataFrame, params: Params) -> None:
+    """The columns params.yaml names must exist; say which ones do."""
+    data, named = params.data, named_columns(params)
     missing = {key: col for key, col in named.items() if col is not None and col not in frame.columns}
     if missing:
         listed = ", ".join(f"{key}={col!r}" for key, col in missing.items())
@@ -46,7 +56,7 @@ def run(params: Params) -> list[Path]:
     start = time.perf_counter()
     data, out = params.data, params.ingest
     frame = read_table(data.path, data.format)
-    check_roles(frame, data)
+    check_roles(frame, params)
     out.snapshot.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out.snapshot, index=False)
     summary = ingest_summary(frame, data.path, sha256_file(data.path), time.perf_counter() - start)

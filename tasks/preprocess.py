@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,12 +14,10 @@ from tabml.core.errors import StageError
 from tabml.core.params import DataParams, Params, PreprocessParams
 from tabml.core.stage import stage_main
 from tabml.data.column_types import ColumnDecision, infer_column_kinds
-from tabml.data.preprocessing import PreprocessState, fit_state, numeric_width, transform
-from tabml.data.processed import SPLITS, save_split, save_state, split_path
+from tabml.data.preprocessing import PreprocessState, SplitArrays, fit_state, numeric_width, transform
+from tabml.data.processed import REPORT_FILE, write_processed
+from tabml.data.snapshot import read_accepted
 from tabml.data.target import encode_target, fit_target, present_rows
-
-REPORT_FILE = "preprocess_report.json"
-SPLITS_FILE = "splits.npz"
 
 
 def split_indices(y: np.ndarray, stratify: bool, p: PreprocessParams) -> dict[str, np.ndarray]:
@@ -78,7 +75,7 @@ def preprocess_frame(
     frame: pd.DataFrame,
     data: DataParams,
     p: PreprocessParams,
-) -> tuple[dict[str, object], PreprocessState, dict[str, np.ndarray], dict[str, object]]:
+) -> tuple[dict[str, SplitArrays], PreprocessState, dict[str, np.ndarray], dict[str, object]]:
     """Pure: table -> (arrays per split, fitted state, split row positions, report)."""
     keep = present_rows(frame[data.target])
     table = frame.loc[keep].reset_index(drop=True)
@@ -91,20 +88,15 @@ def preprocess_frame(
     arrays = {name: transform(table.iloc[idx], state, y[idx]) for name, idx in splits.items()}
     report = build_report(decisions, state, len(frame), int((~keep).sum()), splits, y)
     kept_rows = np.flatnonzero(keep)
-    positions = {f"{name}_rows": kept_rows[idx] for name, idx in splits.items()}
-    return arrays, state, positions, report  # type: ignore[return-value]
+    positions = {name: kept_rows[idx] for name, idx in splits.items()}
+    return arrays, state, positions, report
 
 
 def run(params: Params) -> list[Path]:
     data, p = params.data, params.preprocess
-    frame = pd.read_parquet(params.validate_.accepted_snapshot)  # what validate accepted
+    frame = read_accepted(p.input)
     arrays, state, positions, report = preprocess_frame(frame, data, p)
-    p.out_dir.mkdir(parents=True, exist_ok=True)
-    for name in SPLITS:
-        save_split(arrays[name], split_path(p.out_dir, name))  # type: ignore[arg-type]
-    np.savez(p.out_dir / SPLITS_FILE, allow_pickle=False, **positions)
-    save_state(state, p.out_dir)
-    (p.out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    write_processed(p.out_dir, arrays, positions, state, report)
     columns = cast(list[dict[str, object]], report["columns"])
     dropped = [c for c in columns if c["kind"] == "drop"]
     print(

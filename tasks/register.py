@@ -2,112 +2,33 @@
 
 A model that fails the thresholds or does not beat the baselines is not registered (the stage fails). One
 that passes is registered; it becomes production only if it beats the current production model on the
-frozen test rows (tabml.gate), otherwise it is kept as staging for a person to review. Every number of the
-decision goes to reports/gate.json and into the package as gate_report.json.
+frozen test rows (tabml.registry.gate), otherwise it is kept as staging for a person to review. Every number of
+the decision goes to reports/gate.json and into the package as gate_report.json.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tabml.core.errors import StageError
-from tabml.core.files import utc_now, write_json_atomic
+from tabml.core.files import utc_now
 from tabml.core.params import DEFAULT_PARAMS, Params
 from tabml.core.stage import stage_main
+from tabml.data.processed import read_state
+from tabml.evaluation.outputs import read_metrics
 from tabml.registry.gate import Candidate, ChampionEvidence, ChampionUnavailable, GateDecision, gate
 from tabml.registry.index import ActiveStage, RegistryIndex, VersionEntry, production_version, stage_moves
+from tabml.registry.package import GATE_REPORT_FILE, INPUT_SCHEMA_FILE, LINEAGE_FILE, input_schema, package_sources
+from tabml.registry.record import gate_document, registration_record, write_document
 from tabml.registry.store import locked, model_dir, publish
+from tabml.training.trained_model import read_run_info
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DVC_LOCK = Path("dvc.lock")
-STATE_FILE = "preprocess_state.json"
-FIGURES_DIR = "figures"  # under evaluate.out_dir: the PNGs evaluate drew
-SLICES_FILE = "slices.json"
-
-
-def _read_json(path: Path, upstream: str) -> dict:
-    if not path.exists():
-        raise StageError("not found", path, f"run the {upstream} stage first: dvc repro {upstream}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise StageError(
-            f"not valid JSON: {exc}", path, f"run the {upstream} stage again: dvc repro {upstream}"
-        ) from None
-
-
-def package_sources(params: Params) -> dict[str, Path]:
-    """Package file name -> the stage output copied into it (the evaluation's PNG figures included)."""
-    train, processed, evaluated = params.train.out_dir, params.preprocess.out_dir, params.evaluate.out_dir
-    figures = sorted((evaluated / FIGURES_DIR).glob("*.png"))
-    return {
-        "model.safetensors": train / "model.safetensors",
-        "model_config.json": train / "model_config.json",
-        "history.csv": train / "history.csv",
-        STATE_FILE: processed / STATE_FILE,
-        "preprocess_report.json": processed / "preprocess_report.json",
-        "metrics.json": params.evaluate.metrics,
-        SLICES_FILE: evaluated / SLICES_FILE,
-        **{figure.name: figure for figure in figures},
-    }
-
-
-def input_schema(state: dict, path: Path) -> dict[str, object]:
-    """The columns a caller must send, from preprocess_state.json."""
-    if not isinstance(state.get("input_schema"), list):
-        raise StageError("no input_schema list", path, "run the preprocess stage again: dvc repro preprocess")
-    return {
-        "task": state.get("task"),
-        "target": state.get("target"),
-        "labels": state.get("labels"),
-        "id_column": state.get("id_column"),
-        "columns": state["input_schema"],
-    }
-
-
-def registration_record(
-    params: Params,
-    decision: GateDecision,
-    entry: VersionEntry | None = None,
-    previous: int | None = None,
-    gto: dict | None = None,
-    wandb: dict | None = None,
-) -> dict[str, object]:
-    """Pure: what reports/registration.json says, for a refused, a staged or a promoted model."""
-    mdir = model_dir(params.register_.registry_dir, params.data.name)
-    return {
-        "passed": decision.passed,
-        "dataset": params.data.name,
-        "task": params.data.task,
-        "version": entry.version if entry else None,
-        "stage": entry.stage if entry else None,
-        "promoted": bool(entry and entry.stage == "production"),
-        "previous_production": previous,
-        "champion_version": decision.champion_version,
-        "registry_path": str(mdir / entry.path) if entry else None,
-        "manifest_sha256": entry.manifest_sha256 if entry else None,
-        "gate_report": str(params.register_.gate_report),
-        "gto": gto,
-        "wandb_registry": wandb,
-        "primary_metric": decision.primary_metric,
-        "value": decision.value,
-        "reasons": decision.reasons,
-        "held_back": decision.held_back,
-    }
-
-
-def gate_document(decision: GateDecision, name: str, version: int | None, n_test: int | None) -> dict[str, object]:
-    return {"name": name, "version": version, "n_test": n_test, **decision.report()}
-
-
-def _write(path: Path, document: dict[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, document)
 
 
 def summary_line(name: str, entry: VersionEntry, decision: GateDecision) -> str:
@@ -127,18 +48,18 @@ def summary_line(name: str, entry: VersionEntry, decision: GateDecision) -> str:
 
 
 def compare_with_production(
-    params: Params, table: pd.DataFrame, metrics_doc: dict
-) -> tuple[ChampionEvidence | ChampionUnavailable | None, int]:
-    """Score this model and production on the frozen test rows; returns the evidence and the row count."""
+    params: Params, frame: pd.DataFrame, metrics_doc: dict
+) -> ChampionEvidence | ChampionUnavailable | None:
+    """Score this model and production on the frozen test rows `frame`."""
     from tabml.evaluation.metrics import task_metrics
-    from tabml.evaluation.scorer import frozen_test_frame, load_scorer
+    from tabml.evaluation.scorer import load_scorer
     from tabml.evaluation.slices import missing_columns, slice_groups
     from tabml.registry.champion import champion_evidence
     from tabml.registry.gate import primary_metric_for
 
-    p, processed = params.register_, params.preprocess.out_dir
-    frame = frozen_test_frame(params, table=table)
-    challenger = load_scorer(params.train.out_dir, processed / STATE_FILE, params.evaluate.metrics)
+    p = params.register_
+    threshold = metrics_doc.get("threshold")
+    challenger = load_scorer(params.train.out_dir, read_state(params.preprocess.out_dir), threshold)
     metric = primary_metric_for(params.data.task, p)
     # the rows and the model must be the ones evaluate scored: a stale output would compare the wrong thing
     measured = task_metrics(
@@ -156,43 +77,48 @@ def compare_with_production(
     if absent:
         raise StageError(f"slice columns {absent} are not in the table", "params.yaml", "fix evaluate.slices")
     groups = slice_groups(frame, columns, params.evaluate.min_slice_rows)
-    evidence = champion_evidence(p.registry_dir, params.data.name, challenger, frame, metric, groups, p.champion)
-    return evidence, len(frame)
+    return champion_evidence(p.registry_dir, params.data.name, challenger, frame, metric, groups, p.champion)
+
+
+def refuse(params: Params, decision: GateDecision, n_test: int | None) -> StageError:
+    """Record a refused model (nothing is registered) and say why."""
+    p, name = params.register_, params.data.name
+    write_document(p.record, registration_record(params, decision))
+    write_document(p.gate_report, gate_document(decision, name, None, n_test))
+    return StageError(
+        f"model {name} not registered, gate failed: " + "; ".join(decision.blocking),
+        params.evaluate.metrics,
+        "improve the model (features, train params) or change register.thresholds / register.baselines",
+    )
 
 
 def run(params: Params) -> list[Path]:
     """Gate on reports/metrics.json and on production; publish v<N> as production or staging."""
-    from tabml.evaluation.scorer import read_input_table
+    from tabml.data.processed import split_rows
+    from tabml.data.snapshot import read_accepted
     from tabml.registry.lineage import collect_lineage, data_profile
-    from tabml.tracking.stage_reports import track_stage
+    from tabml.validation.report import reference_path
 
     p, name, task = params.register_, params.data.name, params.data.task
-    metrics_doc = _read_json(params.evaluate.metrics, "evaluate")
+    metrics_doc = read_metrics(params.evaluate.metrics)
     if metrics_doc.get("task") != task:
         what = f"metrics are for task {metrics_doc.get('task')!r} but data.task is {task!r}"
         raise StageError(what, params.evaluate.metrics, "re-run evaluation: dvc repro evaluate")
     candidate = Candidate(metrics_doc.get("test") or {}, metrics_doc.get("baselines") or {})
     decision = gate(candidate, None, task, p)  # the registration tier needs no champion
     if not decision.passed:
-        _write(p.record, registration_record(params, decision))
-        _write(p.gate_report, gate_document(decision, name, None, metrics_doc.get("n_test")))
-        raise StageError(
-            f"model {name} not registered, gate failed: " + "; ".join(decision.blocking),
-            params.evaluate.metrics,
-            "improve the model (features, train params) or change register.thresholds / register.baselines",
-        )
+        raise refuse(params, decision, metrics_doc.get("n_test"))
     sources = package_sources(params)
     for source in sources.values():
         if not source.exists():
             raise StageError("not found", source, "run the pipeline up to evaluate first: dvc repro evaluate")
-    state_path = params.preprocess.out_dir / STATE_FILE
-    schema = input_schema(_read_json(state_path, "preprocess"), state_path)
-    run_info = _read_json(params.train.out_dir / "run_info.json", "train")
-    table_path, table = read_input_table(params)
-    evidence, n_test = compare_with_production(params, table, metrics_doc)
-    decision = gate(candidate, evidence, task, p)
-    expectations = params.validate_.reference_dir / name / "expectations.json"
-    profile = data_profile(table_path, table, expectations)
+    schema = input_schema(read_state(params.preprocess.out_dir))
+    run_info = read_run_info(params.train.out_dir)
+    table_path = params.preprocess.input
+    table = read_accepted(table_path)
+    frame = split_rows(params.preprocess.out_dir, table, "test", table_path)
+    decision = gate(candidate, compare_with_production(params, frame, metrics_doc), task, p)
+    profile = data_profile(table_path, table, reference_path(params.validate_.reference_dir, name))
 
     held: list[GateDecision] = [decision]  # what was decided under the registry lock (see stage_for)
 
@@ -206,8 +132,8 @@ def run(params: Params) -> list[Path]:
 
     def documents(version: int) -> dict[str, object]:
         lineage = collect_lineage(params, name, version, utc_now(), run_info, profile=profile)
-        gate_report = gate_document(held[0], name, version, n_test)
-        return {"input_schema.json": schema, "lineage.json": lineage, "gate_report.json": gate_report}
+        gate_report = gate_document(held[0], name, version, len(frame))
+        return {INPUT_SCHEMA_FILE: schema, LINEAGE_FILE: lineage, GATE_REPORT_FILE: gate_report}
 
     entry, before, after = publish(
         p.registry_dir,
@@ -218,26 +144,44 @@ def run(params: Params) -> list[Path]:
         stage=stage_for,
         lock_timeout=p.lock_timeout_seconds,
     )
-    decision = held[0]
-    gto, previous = None, production_version(before) if entry.stage == "production" else None
-    if p.gto_tags:
-        with locked(model_dir(p.registry_dir, name), p.lock_timeout_seconds):  # see tabml.gto_tags
-            from tabml.registry.gto import mirror_registration
+    package_dir = model_dir(p.registry_dir, name) / entry.path
+    mirrors = mirror(params, entry, before, after, package_dir, run_info)
+    previous = production_version(before) if entry.stage == "production" else None
+    write_document(p.gate_report, gate_document(held[0], name, entry.version, len(frame)))
+    record = write_document(p.record, registration_record(params, held[0], entry, previous, *mirrors))
+    track(params, run_info, record)
+    print(summary_line(name, entry, held[0]), flush=True)
+    return [p.record, p.gate_report, package_dir]
 
-            gto = mirror_registration(
-                Path.cwd(), name, entry.version, [DEFAULT_PARAMS, DVC_LOCK], stage_moves(before, after)
-            )
+
+def mirror(
+    params: Params, entry: VersionEntry, before: RegistryIndex, after: RegistryIndex, package_dir: Path, run_info: dict
+) -> tuple[dict | None, dict | None]:
+    """The GTO tags and the W&B model-registry link of the new version (both best-effort)."""
     from tabml.tracking.model_registry import link_to_model_registry
 
-    package_dir = model_dir(p.registry_dir, name) / entry.path
+    p, name, gto = params.register_, params.data.name, None
+    if p.gto_tags:
+        with locked(model_dir(p.registry_dir, name), p.lock_timeout_seconds):  # see tabml.registry.gto
+            from tabml.registry.gto import mirror_registration
+
+            files = [DEFAULT_PARAMS, DVC_LOCK]
+            gto = mirror_registration(Path.cwd(), name, entry.version, files, stage_moves(before, after))
+    run_id = run_info.get("wandb_run_id")
     linked = link_to_model_registry(
-        params.tracking, run_info.get("wandb_run_id"), package_dir, name, entry.version, entry.stage
+        params.tracking, run_id if isinstance(run_id, str) else None, package_dir, name, entry.version, entry.stage
     )
-    _write(p.gate_report, gate_document(decision, name, entry.version, n_test))
-    _write(p.record, registration_record(params, decision, entry, previous, gto, linked))
-    track_stage(params, "register")
-    print(summary_line(name, entry, decision), flush=True)
-    return [p.record, p.gate_report, package_dir]
+    return gto, linked
+
+
+def track(params: Params, run_info: dict, record_path: Path) -> None:
+    from tabml.registry.record import read_record
+    from tabml.tracking.stage_reports import registration_summary, track_stage
+
+    run_id = run_info.get("wandb_run_id")
+    config = {"register": params.register_.model_dump(mode="json"), "dataset": params.data.name}
+    summary = registration_summary(read_record(record_path) or {})
+    track_stage(params.tracking, "register", run_id if isinstance(run_id, str) else None, config, summary)
 
 
 def main(argv: list[str] | None = None) -> int:

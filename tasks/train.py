@@ -8,28 +8,24 @@ tracks (one W&B run) and writes. A killed or preempted run resumes on the next r
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabml.core.errors import StageError
+from tabml.core.errors import StageError, TransientError
 from tabml.core.params import Params, TrainParams
 from tabml.core.stage import stage_main
 from tabml.data.preprocessing import PreprocessState
-from tabml.data.processed import load_state
+from tabml.data.processed import read_state
 
 if TYPE_CHECKING:
     import lightning as L
 
     from tabml.training.system import TabularSystem
-
-HISTORY_FILE = "history.csv"
-RUN_INFO_FILE = "run_info.json"
 
 
 def class_weights(state: PreprocessState, y_train: Any, enabled: bool) -> list[float] | None:
@@ -53,6 +49,9 @@ def net_config(state: PreprocessState, p: TrainParams) -> dict[str, object]:
         "hidden_sizes": p.hidden_sizes,
         "dropout": p.dropout,
         "embedding_dim": p.embedding_dim,
+        "category_embedding_max": p.category_embedding_max,
+        "periodic_frequencies": p.periodic_frequencies,
+        "periodic_sigma": p.periodic_sigma,
         "output_dim": state.output_dim,
         "token_dim": p.token_dim,
         "transformer_blocks": p.transformer_blocks,
@@ -68,10 +67,11 @@ def build_system(state: PreprocessState, p: TrainParams, y_train: Any) -> Tabula
         state.task,
         lr=p.lr,
         weight_decay=p.weight_decay,
+        lr_plateau_factor=p.lr_plateau_factor,
+        lr_plateau_patience=p.lr_plateau_patience,
         target_mean=state.target_mean,
         target_std=state.target_std,
         class_weights=class_weights(state, y_train, p.class_weighting),
-        lr_patience=max(1, p.patience // 2),
     )
 
 
@@ -132,36 +132,33 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
-def write_history(rows: list[dict[str, float | int]], path: Path) -> None:
-    columns = sorted({k for row in rows for k in row}, key=lambda k: (k != "epoch", k))
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+@dataclass
+class Fit:
+    """One training run as assembled from params: what `fit` needs and what the outputs record."""
+
+    trainer: L.Trainer
+    system: TabularSystem
+    data: Any  # TabularDataModule
+    callbacks: dict[str, L.Callback]
+    plan: Any  # tabml.training.resume.ResumePlan
+    fingerprint: str
+    batch_size: int
+    train_rows: int
+    wandb_run: Any = None
 
 
-def run(params: Params) -> list[Path]:
+def assemble(params: Params) -> Fit:
+    """Every rank builds the same Trainer, data module and system; the resume decision is read from files."""
     import lightning as L
-    import torch
 
-    from tabml.tracking.runs import finish_run, init_run, new_run_id
+    from tabml.tracking.runs import new_run_id
     from tabml.training.datamodule import TabularDataModule, global_batch_size, load_tables
-    from tabml.training.distributed import resolve_precision
-    from tabml.training.resume import (
-        Preempted,
-        ResumeMismatch,
-        fingerprint,
-        finish_checkpoint_dir,
-        plan_resume,
-        prepare_checkpoint_dir,
-    )
-    from tabml.training.trained_model import save_model
+    from tabml.training.resume import fingerprint, plan_resume
 
     p, processed = params.train, params.preprocess.out_dir
-    start = time.perf_counter()
     quiet_lightning()
     L.seed_everything(p.seed, workers=True, verbose=False)
-    state = load_state(processed)
+    state = read_state(processed)
     tables = load_tables(processed)
     run_fingerprint = fingerprint(processed, p)
     plan = plan_resume(p.checkpoint_dir, run_fingerprint, p.resume, new_run_id)
@@ -170,69 +167,97 @@ def run(params: Params) -> list[Path]:
     batch_size = global_batch_size(len(tables["train"]), p.batch_size, p.min_steps_per_epoch, trainer.world_size)
     data = TabularDataModule(tables, batch_size, p.eval_batch_size, p.seed, p.steps_per_execution)
     system = build_system(state, p, tables["train"].y.numpy())
+    return Fit(trainer, system, data, callbacks, plan, run_fingerprint, batch_size, len(tables["train"]))
 
-    wandb_run = None
-    if trainer.is_global_zero:
-        prepare_checkpoint_dir(p.checkpoint_dir, plan, run_fingerprint)
-        print(f"[train] {plan.reason}", flush=True)
-        config = {"train": p.model_dump(mode="json"), "task": state.task, "dataset": params.data.name}
-        # Our own W&B service, not one inherited from a parent process (the flow, pytest): an inherited service
-        # keeps a killed train's run open, and the resumed run's id would be refused as "in use".
-        os.environ.pop("WANDB_SERVICE", None)
-        wandb_run = init_run(params.tracking, plan.run_id, "train", config)
-        if wandb_run is not None:
-            from lightning.pytorch.loggers import WandbLogger
 
-            trainer.loggers = [WandbLogger(experiment=wandb_run)]
+def start_tracking(fit: Fit, params: Params) -> None:
+    """Rank 0: prepare the checkpoint folder and start (or resume) the W&B run, logged to by Lightning."""
+    from tabml.tracking.runs import init_run
+    from tabml.training.resume import prepare_checkpoint_dir
+
+    p = params.train
+    prepare_checkpoint_dir(p.checkpoint_dir, fit.plan, fit.fingerprint)
+    print(f"[train] {fit.plan.reason}", flush=True)
+    config = {"train": p.model_dump(mode="json"), "task": params.data.task, "dataset": params.data.name}
+    # Our own W&B service, not one inherited from a parent process (the flow, pytest): an inherited service
+    # keeps a killed train's run open, and the resumed run's id would be refused as "in use".
+    os.environ.pop("WANDB_SERVICE", None)
+    fit.wandb_run = init_run(params.tracking, fit.plan.run_id, "train", config)
+    if fit.wandb_run is not None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        fit.trainer.loggers = [WandbLogger(experiment=fit.wandb_run)]
+
+
+def train(fit: Fit, p: TrainParams) -> None:
+    """`trainer.fit`, resuming from the plan's checkpoint; preemption and rank disagreement become one line."""
+    from tabml.tracking.runs import finish_run
+    from tabml.training.resume import Preempted, ResumeMismatch
+
     try:
-        trainer.fit(system, datamodule=data, ckpt_path=plan.checkpoint, weights_only=True)
+        fit.trainer.fit(fit.system, datamodule=fit.data, ckpt_path=fit.plan.checkpoint, weights_only=True)
     except Preempted as exc:
-        if wandb_run is not None:
+        if fit.wandb_run is not None:
             with contextlib.suppress(Exception):  # tracking never fails the run
-                wandb_run.mark_preempting()
-        finish_run(wandb_run)
-        raise StageError(
+                fit.wandb_run.mark_preempting()
+        finish_run(fit.wandb_run)
+        raise TransientError(
             str(exc), "train", "run the stage again (`dvc repro`, the flow, a requeue): it resumes"
         ) from exc
     except ResumeMismatch as exc:
         raise StageError(str(exc), p.checkpoint_dir, "put train.checkpoint_dir on a shared filesystem") from exc
-    if not trainer.is_global_zero:
-        return []
 
-    checkpoint, history = callbacks["best"], callbacks["history"]
+
+def write_outputs(fit: Fit, params: Params, seconds: float) -> dict[str, Any]:
+    """Rank 0: the best epoch's weights, the history and the run info into `train.out_dir`."""
+    import torch
+
+    from tabml.tracking.runs import finish_run, log_model_artifact
+    from tabml.training.distributed import resolve_precision
+    from tabml.training.resume import finish_checkpoint_dir
+    from tabml.training.trained_model import save_trained
+
+    p, trainer = params.train, fit.trainer
+    checkpoint, history = fit.callbacks["best"], fit.callbacks["history"]
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)  # type: ignore[attr-defined]
-    system.load_state_dict(best["state_dict"])
-    p.out_dir.mkdir(parents=True, exist_ok=True)
-    save_model(system.net.cpu(), p.out_dir)
-    write_history(history.rows, p.out_dir / HISTORY_FILE)  # type: ignore[attr-defined]
-    seconds = time.perf_counter() - start
+    fit.system.load_state_dict(best["state_dict"])
     info = {
-        "wandb_run_id": plan.run_id if wandb_run is not None else None,
+        "wandb_run_id": fit.plan.run_id if fit.wandb_run is not None else None,
         "seed": p.seed,
         "epochs": trainer.current_epoch,
         "best_val_loss": float(checkpoint.best_model_score or 0),  # type: ignore[attr-defined]
-        "train_rows": len(tables["train"]),
-        "val_rows_evaluated": system.last_val_rows,
-        "batch_size": batch_size,
+        "train_rows": fit.train_rows,
+        "val_rows_evaluated": fit.system.last_val_rows,
+        "batch_size": fit.batch_size,
         "world_size": trainer.world_size,
         "device": trainer.strategy.root_device.type,
         "precision": resolve_precision(p.precision, p.accelerator),
-        "fingerprint": run_fingerprint,
-        "resumed_from": callbacks["crash_safety"].start if plan.resuming else None,  # type: ignore[attr-defined]
+        "fingerprint": fit.fingerprint,
+        "resumed_from": fit.callbacks["crash_safety"].start if fit.plan.resuming else None,  # type: ignore[attr-defined]
         "seconds": round(seconds, 2),
     }
-    (p.out_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    if wandb_run is not None:
-        from tabml.tracking.runs import log_model_artifact
-
-        log_model_artifact(wandb_run, p.out_dir, params.data.name)
-    finish_run(wandb_run)
+    save_trained(p.out_dir, fit.system.net.cpu(), history.rows, info)  # type: ignore[attr-defined]
+    if fit.wandb_run is not None:
+        log_model_artifact(fit.wandb_run, p.out_dir, params.data.name)
+    finish_run(fit.wandb_run)
     finish_checkpoint_dir(p.checkpoint_dir)
+    return info
+
+
+def run(params: Params) -> list[Path]:
+    start = time.perf_counter()
+    fit = assemble(params)
+    if fit.trainer.is_global_zero:
+        start_tracking(fit, params)
+    train(fit, params.train)
+    if not fit.trainer.is_global_zero:
+        return []
+    info = write_outputs(fit, params, time.perf_counter() - start)
     print(
-        f"[train] {info['epochs']} epochs in {seconds:.1f}s on {trainer.world_size} x {info['device']} "
-        f"({info['precision']}), best val_loss={info['best_val_loss']:.4f} -> {p.out_dir}"
+        f"[train] {info['epochs']} epochs in {info['seconds']:.1f}s on {info['world_size']} x {info['device']} "
+        f"({info['precision']}), best val_loss={info['best_val_loss']:.4f} -> {params.train.out_dir}"
     )
-    return [p.out_dir]
+    return [params.train.out_dir]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,83 +10,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
-from pydantic import ValidationError
 
 from tabml.core.errors import StageError
 from tabml.core.files import sha256_file
 from tabml.core.params import DEFAULT_PARAMS, Params
 from tabml.core.stage import stage_main
+from tabml.data.snapshot import publish_accepted, read_snapshot
 from tabml.data.tables import read_table
 from tabml.validation.data_docs import write_data_docs
 from tabml.validation.expectations import Validation, validate_frame
 from tabml.validation.quarantine import quarantine, quarantine_folder
-from tabml.validation.reference import Reference, derive_reference
+from tabml.validation.reference import derive_reference
+from tabml.validation.report import (
+    REDERIVE,
+    build_report,
+    load_reference,
+    reference_path,
+    write_reference,
+    write_report,
+)
 
 STAGE = "validate"
-REDERIVE = f"python -m tasks.{STAGE} --rederive-reference"
-
-
-def reference_path(params: Params) -> Path:
-    return params.validate_.reference_dir / params.data.name / "expectations.json"
-
-
-def read_snapshot(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The snapshot as a frame (text columns as `category`), plus NaNs per float column.
-
-    pandas reads NaN and null alike as missing, so NaNs stored as such are counted here, in Arrow.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    if not path.exists():
-        raise StageError("snapshot not found", path, "run the ingest stage first: python -m tasks.ingest")
-    schema = pq.read_schema(path)
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    table = pq.read_table(path, read_dictionary=text)  # each distinct value once in memory and in the checks
-    nan_counts = {
-        name: int(pc.sum(pc.is_nan(table[name])).as_py() or 0)
-        for name, field in zip(table.column_names, table.schema, strict=True)
-        if pa.types.is_floating(field.type)
-    }
-    return table.to_pandas(), nan_counts
-
-
-def load_reference(path: Path) -> Reference:
-    try:
-        return Reference.model_validate_json(path.read_text())
-    except (ValidationError, ValueError) as exc:
-        raise StageError(
-            f"reference expectations are not valid: {exc}",
-            path,
-            f"fix the file by hand, or re-derive it from the current snapshot: {REDERIVE}",
-        ) from None
-
-
-def write_json(payload: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return path
-
-
-def publish(snapshot: Path, accepted: Path) -> Path:
-    """Replace the accepted snapshot with this one, atomically (same bytes, so DVC stores them once)."""
-    accepted.parent.mkdir(parents=True, exist_ok=True)
-    partial = accepted.with_name(f".{accepted.name}.partial")
-    shutil.copyfile(snapshot, partial)
-    os.replace(partial, accepted)
-    return accepted
 
 
 def failure(result: Validation, params: Params, ref_path: Path, note: str, folder: Path) -> StageError:
@@ -97,8 +47,8 @@ def failure(result: Validation, params: Params, ref_path: Path, note: str, folde
         expected, observed = (json.dumps(v, default=str) for v in (c.expected, c.observed))
         lines += [f"  - {c.message}", f"      expected: {expected}  observed: {observed}"]
     lines += [f"  warning: {w}" for w in result.problems("warning")]
-    p = params.validate_
-    kept = f"{p.accepted_snapshot} (the last accepted snapshot)" if p.accepted_snapshot.exists() else "nothing"
+    p, accepted = params.validate_, params.preprocess.input
+    kept = f"{accepted} (the last accepted snapshot)" if accepted.exists() else "nothing"
     lines += [
         f"  quarantined: {folder}/ (the snapshot, {p.report.name}, {p.data_docs.name}); "
         f"preprocess still reads {kept}, the registered model is untouched",
@@ -109,30 +59,6 @@ def failure(result: Validation, params: Params, ref_path: Path, note: str, folde
         f"re-derive the reference with `{REDERIVE}` and review the diff of {ref_path}"
     )
     return StageError("\n".join(lines), params.ingest.snapshot, todo)
-
-
-def build_report(
-    params: Params, result: Validation, df: pd.DataFrame, ref_written: bool, rederived: bool, now: datetime
-) -> dict[str, Any]:
-    errors, p = result.problems("error"), params.validate_
-    return {
-        "success": not errors,
-        "dataset": params.data.name,
-        "snapshot": str(params.ingest.snapshot),
-        "accepted_snapshot": str(p.accepted_snapshot) if not errors or p.accepted_snapshot.exists() else None,
-        "rows": len(df),
-        "columns": len(df.columns),
-        "reference": str(reference_path(params)),
-        "reference_created": ref_written,
-        "reference_rederived": ref_written and rederived,
-        "data_docs": str(p.data_docs),
-        "quarantine": None,
-        "validated_at": now.isoformat(timespec="seconds"),
-        "errors": errors,
-        "warnings": result.problems("warning"),
-        "drift": [asdict(d) for d in result.drift],
-        "checks": [asdict(c) for c in result.checks],
-    }
 
 
 def quarantine_manifest(params: Params, report: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +78,8 @@ def quarantine_manifest(params: Params, report: dict[str, Any]) -> dict[str, Any
 def run(params: Params, rederive_reference: bool = False, reference_table: Path | None = None) -> list[Path]:
     """Validate the snapshot; derive the reference on first use or on request; publish or quarantine it."""
     start, now = time.perf_counter(), datetime.now(UTC)
-    p, snapshot, ref_path = params.validate_, params.ingest.snapshot, reference_path(params)
+    p, snapshot = params.validate_, params.ingest.snapshot
+    ref_path = reference_path(p.reference_dir, params.data.name)
     df, nan_counts = read_snapshot(snapshot)
     derive = rederive_reference or not ref_path.exists()
     if reference_table is not None:
@@ -166,26 +93,25 @@ def run(params: Params, rederive_reference: bool = False, reference_table: Path 
     written = []
     # a snapshot becomes the reference only if it is accepted; a table the user names always does
     if reference_table is not None or (derive and not errors):
-        ref_path.parent.mkdir(parents=True, exist_ok=True)
-        ref_path.write_text(ref.to_json_text())
-        written.append(ref_path)
-    report = build_report(params, result, df, bool(written), rederive_reference, now)
+        written.append(write_reference(ref, ref_path))
+    report = build_report(params, result, len(df), len(df.columns), bool(written), rederive_reference, now)
     folder = quarantine_folder(p.quarantine_dir, params.data.name, now) if errors else None
     report["quarantine"] = str(folder) if folder else None
     report["seconds"] = round(time.perf_counter() - start, 3)
-    written[:0] = [write_json(report, p.report), write_data_docs(report, p.data_docs)]
+    written[:0] = [write_report(report, p.report), write_data_docs(report, p.data_docs)]
     if folder is not None:
         quarantine(folder, [snapshot, p.report, p.data_docs], quarantine_manifest(params, report))
         note = " (derived from this snapshot, not written)" if derive and not written else ""
         raise failure(result, params, ref_path, note, folder)
-    written.append(publish(snapshot, p.accepted_snapshot))
+    written.append(publish_accepted(snapshot, params.preprocess.input))
     for warning in result.problems("warning"):
         print(f"[{STAGE}] warning: {warning}", file=sys.stderr)
     verb = "re-derived" if rederive_reference else "created"
     action = f"; reference {verb} at {ref_path}" if report["reference_created"] else ""
     print(
         f"[{STAGE}] ok: {len(df)} rows, {len(df.columns)} columns, {len(result.checks)} checks, "
-        f"{len(report['warnings'])} warning(s){action}; accepted -> {p.accepted_snapshot}; Data Docs: {p.data_docs}",
+        f"{len(report['warnings'])} warning(s){action}; accepted -> {params.preprocess.input}; "
+        f"Data Docs: {p.data_docs}",
         flush=True,
     )
     return written

@@ -21,6 +21,7 @@ from tabml.data.processed import load_split, load_state, split_path
 from tabml.training.model import ModelConfig, TabularNet
 from tabml.training.trained_model import save_model
 from tasks import evaluate, preprocess, train
+from tests.workspace import EXAMPLE_PARAMS, EXAMPLE_TABLE
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -32,14 +33,14 @@ def git(root: Path, *args: str) -> str:
 def build_project(root: Path, table: pd.DataFrame | None = None, **data: object) -> Params:
     """params.yaml + dvc.yaml + the table where preprocess reads it, preprocessed, in a committed git repo."""
     root.mkdir(parents=True, exist_ok=True)
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    raw = yaml.safe_load((EXAMPLE_PARAMS).read_text())
     raw["data"].update(data)
     raw["register"]["baselines"] = {"majority": 0.0, "linear": 0.25}  # a linear stand-in need not beat linear
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     shutil.copy(PROJECT / "dvc.yaml", root / "dvc.yaml")
     params = load_params(root / "params.yaml")
-    frame = table if table is not None else pd.read_csv(PROJECT / "data/landing/credit.csv")
-    for snapshot in {params.ingest.snapshot, params.validate_.accepted_snapshot}:
+    frame = table if table is not None else pd.read_csv(EXAMPLE_TABLE)
+    for snapshot in {params.ingest.snapshot, params.preprocess.input}:
         (root / snapshot).parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(root / snapshot, index=False)
     expectations = root / params.validate_.reference_dir / params.data.name / "expectations.json"

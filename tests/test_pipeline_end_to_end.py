@@ -57,6 +57,21 @@ def test_train_param_change_reruns_train_evaluate_register_only(credit_repo: Pat
     assert [v["version"] for v in registry_versions(credit_repo, "credit")] == [1, 2]
 
 
+def test_editing_code_deep_under_a_stage_reruns_that_stage_and_what_follows(credit_repo: Path) -> None:
+    """Code deps follow the packages a stage imports: an edit anywhere under them is seen (tests/test_stage_deps)."""
+    history = credit_repo / "tabml/training/history.py"  # imported by train only through tabml.training
+    history.write_text(history.read_text() + "\n# an edit deep under the train stage\n")
+    out = dvc("repro", cwd=credit_repo)
+    assert ran_stages(out.stdout) == ["train", "evaluate", "register"]
+    target = credit_repo / "tabml/data/target.py"  # how targets are encoded: preprocess and all that follows
+    original = target.read_text()
+    target.write_text(original + "\n# an edit to target encoding\n")
+    changed = json.loads(dvc("status", "--json", cwd=credit_repo).stdout)
+    target.write_text(original)
+    assert {"preprocess", "train", "evaluate", "register"} <= set(changed)
+    assert all("tabml/data" in json.dumps(changed[stage]) for stage in changed)
+
+
 def test_push_to_the_local_remote_after_a_run(credit_repo: Path) -> None:
     out = dvc("push", cwd=credit_repo)
     remote = credit_repo.parent / "ws-remote"

@@ -1,4 +1,8 @@
-"""Copy the pipeline (code, DAG, params, example data) into a fresh git + DVC repo: for tests and benchmarks."""
+"""Copy the pipeline into a fresh git + DVC repo: for tests and benchmarks.
+
+The code and the DAG come from this checkout; params.yaml and the example table come from tests/fixtures, so
+the suite never depends on what a user has put in the checkout's own params.yaml, data or registry.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-PIPELINE_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "tasks", "tabml", "flows", "data/landing")
+PIPELINE_FILES = ("dvc.yaml", ".dvcignore", "tasks", "tabml", "flows")  # from the checkout
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EXAMPLE_PARAMS = FIXTURES / "params.yaml"  # the example project's params (credit table, default settings)
+EXAMPLE_TABLE = FIXTURES / "credit.csv"  # its landing table, where EXAMPLE_PARAMS' data.path points
+EXAMPLE_TABLE_PATH = Path("data/landing/credit.csv")
 
 
 def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -19,6 +27,7 @@ def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def copy_pipeline(source: Path, dest: Path) -> Path:
+    """The pipeline code of `source` with the example params and table, in `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in PIPELINE_FILES:
         src, dst = source / name, dest / name
@@ -27,6 +36,9 @@ def copy_pipeline(source: Path, dest: Path) -> Path:
         else:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
+    shutil.copy2(EXAMPLE_PARAMS, dest / "params.yaml")
+    (dest / EXAMPLE_TABLE_PATH).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(EXAMPLE_TABLE, dest / EXAMPLE_TABLE_PATH)
     return dest
 
 
@@ -43,3 +55,14 @@ def init_repo(root: Path, remote: Path) -> Path:
 def commit_all(root: Path, message: str) -> None:
     run("git", "add", "-A", cwd=root)
     run("git", "-c", "user.name=tabml", "-c", "user.email=tabml@localhost", "commit", "-qm", message, cwd=root)
+
+
+def example_orchestration(stages: dict | None = None, **sections: dict) -> dict:
+    """The example's `orchestration` section with `stages` replaced and other sub-sections updated."""
+    import yaml
+
+    orchestration = yaml.safe_load(EXAMPLE_PARAMS.read_text())["orchestration"]
+    orchestration["stages"] = stages or {}
+    for name, values in sections.items():
+        orchestration[name] = {**orchestration[name], **values}
+    return orchestration

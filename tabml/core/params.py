@@ -1,16 +1,26 @@
-"""Typed view of `params.yaml`: one model per section, unknown keys are errors."""
+"""Typed view of `params.yaml`: one model per section, unknown keys are errors, every value comes from the file.
+
+The pipeline sections (data ... register) live here; tracking and orchestration in tabml.core.ops_params.
+Checks that need more than one section (a slice tolerance naming a column that is not a slice column, a
+threshold on a metric the task does not report) run when the whole file is loaded.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tabml.core.metric_names import TASK_METRICS
+from tabml.core.ops_params import OrchestrationParams, TrackingParams
+
 TaskType = Literal["binary", "multiclass", "regression"]
 ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "drop"]
 DEFAULT_PARAMS = Path("params.yaml")
+SUBKEY = re.compile(r"^[a-z_][\w.]*: ")
 
 
 class Section(BaseModel):
@@ -59,7 +69,6 @@ class DriftParams(Section):
 class ValidateParams(Section):
     report: Path
     data_docs: Path
-    accepted_snapshot: Path
     quarantine_dir: Path
     reference_dir: Path
     min_rows: int = Field(ge=1)
@@ -69,7 +78,20 @@ class ValidateParams(Section):
     drift: DriftParams
 
 
+class ColumnInferenceParams(Section):
+    """How a column's kind is told from its values (tabml.data.column_types)."""
+
+    sample_rows: int = Field(ge=100)  # values looked at per column
+    parse_share: float = Field(gt=0.5, le=1)  # share of values that must parse for text to become numbers/dates
+    unique_share: float = Field(gt=0, le=1)  # text this unique (with more than min_unique_rows values) is an id
+    min_unique_rows: int = Field(ge=1)
+    free_text_length: int = Field(ge=1)  # mean length above which a unique text column is free text
+    code_max_levels: int = Field(ge=2)  # an integer column named like a code with at most this many values
+
+
 class PreprocessParams(Section):
+    input: Path  # the table preprocess reads (validate publishes the accepted snapshot there); evaluate and
+    # register read their raw test rows from it too
     out_dir: Path
     seed: int
     test_size: float = Field(gt=0, lt=0.5)
@@ -77,6 +99,9 @@ class PreprocessParams(Section):
     max_levels: int = Field(ge=2)
     min_level_count: int = Field(ge=1)
     text_levels_threshold: int = Field(ge=2)
+    n_quantiles: int = Field(ge=2)  # training quantiles kept per numeric column (the quantile-normal view)
+    clip: float = Field(gt=0)  # robust-scaled values are clipped at +/- this many IQR-sigmas
+    inference: ColumnInferenceParams
 
 
 class TrainParams(Section):
@@ -85,12 +110,17 @@ class TrainParams(Section):
     model: Literal["mlp", "embedding_mlp", "ft_transformer"]
     hidden_sizes: list[int] = Field(min_length=1)
     dropout: float = Field(ge=0, lt=1)
-    embedding_dim: int = Field(ge=1)
+    embedding_dim: int = Field(ge=1)  # numeric (periodic) embedding width; category embeddings grow with levels
+    category_embedding_max: int = Field(ge=2)  # widest category embedding
+    periodic_frequencies: int = Field(ge=1)  # embedding_mlp: learned frequencies per numeric input
+    periodic_sigma: float = Field(gt=0)  # embedding_mlp: scale of their initialisation
     token_dim: int = Field(ge=1)  # ft_transformer: width of each feature token
     transformer_blocks: int = Field(ge=1)
     attention_heads: int = Field(ge=1)
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
+    lr_plateau_factor: float = Field(gt=0, lt=1)  # the learning rate is multiplied by this when val_loss stalls
+    lr_plateau_patience: int = Field(ge=0)  # epochs without improvement before it is
     batch_size: int = Field(ge=1)  # global: rows per optimiser step over all ranks
     eval_batch_size: int = Field(ge=1)
     steps_per_execution: int = Field(ge=1)  # optimiser steps per Lightning training_step call
@@ -125,7 +155,7 @@ class EvaluateParams(Section):
     max_curve_points: int = Field(ge=2)
     max_residual_points: int = Field(ge=2)
     calibration_bins: int = Field(ge=2)
-    slices: dict[str, list[str]] = {}  # model line (data.name) -> raw category columns scored value by value
+    slices: dict[str, list[str]]  # model line (data.name) -> raw category columns scored value by value
     min_slice_rows: int = Field(ge=1)
     linear_baseline_l2: float = Field(gt=0)
 
@@ -136,12 +166,12 @@ class EvaluateParams(Section):
 class ChampionParams(Section):
     """How a challenger must beat the production model to replace it."""
 
-    min_improvement: dict[TaskType, float] = {}  # primary-metric gain required, in the metric's units
+    min_improvement: dict[TaskType, float]  # primary-metric gain required, in the metric's units
     confidence: float = Field(gt=0, lt=1)
     bootstrap_samples: int = Field(ge=100)
     seed: int
     slice_tolerance: float = Field(ge=0)  # largest drop of the primary metric allowed on any slice value
-    slice_tolerances: dict[str, float] = {}  # per slice column, overriding slice_tolerance
+    slice_tolerances: dict[str, float]  # per slice column, overriding slice_tolerance
 
 
 class ReproduceParams(Section):
@@ -153,74 +183,21 @@ class RegisterParams(Section):
     registry_dir: Path
     record: Path
     gate_report: Path
-    primary_metric: str | None = None
-    thresholds: dict[TaskType, dict[str, float]] = {}
-    baselines: dict[Literal["majority", "linear"], float] = {}  # baseline -> relative tie tolerance
+    primary_metric: str | None  # null: per task (tabml.core.metric_names.PRIMARY_METRIC)
+    thresholds: dict[TaskType, dict[str, float]]
+    baselines: dict[Literal["majority", "linear"], float]  # baseline -> relative tie tolerance
     champion: ChampionParams
     reproduce: ReproduceParams
     gto_tags: bool
-    lock_timeout_seconds: float = Field(default=60, gt=0)
+    lock_timeout_seconds: float = Field(gt=0)
 
-
-class TrackingParams(Section):
-    project: str
-    mode: Literal["offline", "online", "disabled"]
-    dir: Path
-
-
-class StagePolicy(Section):
-    """Retries and timeout of one flow step (a dvc.yaml stage, or `publish`)."""
-
-    retries: int = Field(default=0, ge=0)
-    retry_delay_seconds: float = Field(default=5, ge=0)
-    retry_backoff: float = Field(default=2, ge=1)  # each wait is this many times the one before
-    timeout_seconds: float | None = Field(default=None, gt=0)
-
-    def retry_delays(self) -> list[float]:
-        """Seconds to wait before each retry: 5, 10, 20, ... for delay 5 and backoff 2."""
-        return [self.retry_delay_seconds * self.retry_backoff**attempt for attempt in range(self.retries)]
-
-
-class PublishParams(Section):
-    """After a successful run: `dvc push`, then dvc.lock and the git-tracked reports on a run branch."""
-
-    scheduled: bool = True  # runs started from the deployment
-    manual: bool = False  # `python -m flows.pipeline` / `make run` (--publish turns it on for one run)
-    remote: str | None = None  # DVC remote name; null = the default remote
-    branch_prefix: str = Field(default="runs/", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*/$")
-
-
-class NotifyParams(Section):
-    """Where a failed run is reported. The webhook URL is a secret: only the name of its variable lives here."""
-
-    log_file: Path = Path("logs/pipeline_failures.log")
-    webhook_url_env: str = Field(default="TABML_NOTIFY_WEBHOOK_URL", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    webhook_timeout_seconds: float = Field(default=10, gt=0)
-
-
-class DeploymentParams(Section):
-    """The scheduled deployment of the pipeline flow (`python -m flows.deploy deploy`)."""
-
-    name: str = "scheduled"
-    work_pool: str = "tabml-process"
-    work_pool_type: str = "process"  # process | docker | kubernetes | ...
-    cron: str | None = "0 3 * * *"  # null = no schedule: runs only when triggered
-    timezone: str = "UTC"
-    concurrency_limit: int = Field(default=1, ge=1)  # runs beyond the limit wait in the queue
-    force: bool = False
-    params_overrides: list[str] = []  # `dvc exp run -S` syntax: ["train.lr=0.003"]
-    data_path: str | None = None  # shorthand for the override data.path=...
-
-
-class OrchestrationParams(Section):
-    lock_timeout_seconds: float = Field(default=3600, gt=0)  # wait this long for another run on this workspace
-    stages: dict[str, StagePolicy] = {}
-    publish: PublishParams = PublishParams()
-    notify: NotifyParams = NotifyParams()
-    deployment: DeploymentParams = DeploymentParams()
-
-    def policy(self, stage: str) -> StagePolicy:
-        return self.stages.get(stage, StagePolicy())
+    @model_validator(mode="after")
+    def _metrics_exist(self) -> RegisterParams:
+        for task, bounds in self.thresholds.items():
+            unknown = sorted(set(bounds) - set(TASK_METRICS[task]))
+            if unknown:
+                raise ValueError(f"thresholds.{task}: {unknown} are not {task} metrics (known: {TASK_METRICS[task]})")
+        return self
 
 
 class Params(Section):
@@ -232,13 +209,51 @@ class Params(Section):
     evaluate: EvaluateParams
     register_: RegisterParams = Field(alias="register")
     tracking: TrackingParams
-    orchestration: OrchestrationParams = OrchestrationParams()
+    orchestration: OrchestrationParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> Params:
+        problems = cross_section_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def cross_section_problems(params: Params) -> list[str]:
+    """Keys that each section accepts alone but that contradict another section."""
+    problems = []
+    primary = params.register_.primary_metric
+    if primary is not None and primary not in TASK_METRICS[params.data.task]:
+        problems.append(
+            f"register.primary_metric {primary!r} is not a {params.data.task} metric "
+            f"(known: {list(TASK_METRICS[params.data.task])})"
+        )
+    slice_columns = set(params.evaluate.slice_columns(params.data.name))
+    for column in sorted(set(params.register_.champion.slice_tolerances) - slice_columns):
+        problems.append(
+            f"register.champion.slice_tolerances.{column}: not a slice column of {params.data.name!r} "
+            f"(evaluate.slices.{params.data.name}: {sorted(slice_columns)})"
+        )
+    return problems
 
 
 class ParamsError(ValueError):
     """params.yaml is missing, not YAML, or does not match the schema."""
+
+
+def workspace_problems(params: Params) -> list[str]:
+    """Keys that name a model line that exists nowhere here: `evaluate.slices.credti` next to data.name credit."""
+    known = {params.data.name}
+    for folder in (params.validate_.reference_dir, params.register_.registry_dir):
+        known |= {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
+    return [
+        f"evaluate.slices.{line}: no model line {line!r} here (data.name is {params.data.name!r}; "
+        f"{params.validate_.reference_dir}/ and {params.register_.registry_dir}/ hold {sorted(known - {line})}): "
+        "fix the key or remove the entry"
+        for line in sorted(set(params.evaluate.slices) - known)
+    ]
 
 
 def load_params(path: Path = DEFAULT_PARAMS) -> Params:
@@ -252,8 +267,17 @@ def load_params(path: Path = DEFAULT_PARAMS) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{path}: invalid parameters:"]
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]).replace("validate_", "validate").replace("register_", "register")
-            lines.append(f"  {key}: {err['msg']}")
-        raise ParamsError("\n".join(lines)) from None
+        raise ParamsError(describe(exc, path)) from None
+
+
+def describe(exc: ValidationError, path: Path) -> str:
+    """One line per wrong key, named as in the file (`register.thresholds`, not `register_.thresholds`)."""
+    lines = [f"{path}: invalid parameters:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]).replace("validate_", "validate").replace("register_", "register")
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if key and SUBKEY.match(message):  # a section's own check names the key inside it: `thresholds.binary: ...`
+            lines.append(f"  {key}.{message}")
+        else:
+            lines.append(f"  {key}: {message}" if key else f"  {message}")
+    return "\n".join(lines)

@@ -9,15 +9,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from tabml.core.params import DataParams, PreprocessParams
+from tabml.core.params import ColumnInferenceParams, DataParams, PreprocessParams
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "datetime", "drop"]
 TRUE_WORDS = {"true", "t", "yes", "y", "1", "on"}
 FALSE_WORDS = {"false", "f", "no", "n", "0", "off"}
 CODE_NAME = re.compile(r"(^|[^a-z])(zip|postal|postcode|code|area|fips|sic|naics|region|state)([^a-z]|$)", re.I)
 ID_NAME = re.compile(r"(^|[^a-z])(id|uuid|guid|key)([^a-z]|$)|id$", re.I)
-PARSE_SHARE = 0.95  # share of non-null values that must parse for a text column to change kind
-SAMPLE_ROWS = 5000
 
 
 @dataclass(frozen=True)
@@ -27,8 +25,8 @@ class ColumnDecision:
     reason: str
 
 
-def _sample(values: pd.Series) -> pd.Series:
-    return values if len(values) <= SAMPLE_ROWS else values.sample(SAMPLE_ROWS, random_state=0)
+def _sample(values: pd.Series, rows: int) -> pd.Series:
+    return values if len(values) <= rows else values.sample(rows, random_state=0)
 
 
 def numeric_from_text(values: pd.Series) -> pd.Series:
@@ -45,20 +43,20 @@ def _is_boolean_text(lowered: set[str]) -> bool:
     return len(lowered) == 2 and lowered <= TRUE_WORDS | FALSE_WORDS and bool(lowered & TRUE_WORDS)
 
 
-def _looks_like_datetime(sample: pd.Series) -> bool:
+def _looks_like_datetime(sample: pd.Series, parse_share: float) -> bool:
     text = sample.astype("string")
     if not text.str.contains(r"\d", regex=True).all() or not text.str.contains(r"[-/:T ]", regex=True).all():
         return False
-    return bool(datetime_from_text(sample).notna().mean() >= PARSE_SHARE)
+    return bool(datetime_from_text(sample).notna().mean() >= parse_share)
 
 
-def infer_numeric(name: str, values: pd.Series, n_rows: int) -> ColumnDecision:
+def infer_numeric(name: str, values: pd.Series, p: ColumnInferenceParams) -> ColumnDecision:
     nonnull = values.dropna()
     distinct = nonnull.nunique()
     integral = bool(np.all(np.mod(nonnull.to_numpy(dtype=float), 1) == 0))
-    if integral and ID_NAME.search(name) and distinct >= 0.9 * len(nonnull):
+    if integral and ID_NAME.search(name) and distinct >= p.unique_share * len(nonnull):
         return ColumnDecision(name, "drop", f"identifier: integer name-tagged as an id, {distinct:,} distinct values")
-    if integral and CODE_NAME.search(name) and distinct <= 1000:
+    if integral and CODE_NAME.search(name) and distinct <= p.code_max_levels:
         return ColumnDecision(name, "categorical", f"integer codes: the name suggests a code, {distinct} levels")
     return ColumnDecision(name, "numeric", "numeric values")
 
@@ -69,19 +67,20 @@ def infer_text(name: str, values: pd.Series, p: PreprocessParams) -> ColumnDecis
     lowered = set(nonnull.str.lower().unique()) if distinct <= 12 else set()
     if _is_boolean_text(lowered):
         return ColumnDecision(name, "boolean", f"two values read as a boolean: {sorted(lowered)}")
-    sample = _sample(nonnull)
+    rules = p.inference
+    sample = _sample(nonnull, rules.sample_rows)
     if sample.str.fullmatch(r"0\d+").any() and sample.str.fullmatch(r"\d+").all():
         return ColumnDecision(name, "categorical", "digit codes with leading zeros (zip-like), kept as text")
-    if numeric_from_text(sample).notna().mean() >= PARSE_SHARE:
+    if numeric_from_text(sample).notna().mean() >= rules.parse_share:
         return ColumnDecision(name, "numeric", "numbers stored as text")
-    if _looks_like_datetime(sample):
+    if _looks_like_datetime(sample, rules.parse_share):
         return ColumnDecision(name, "datetime", "dates or timestamps stored as text")
     unique_share = distinct / max(1, len(nonnull))
-    if unique_share > 0.95 and len(nonnull) > 50:
+    if unique_share > rules.unique_share and len(nonnull) > rules.min_unique_rows:
         mean_length = float(sample.str.len().mean())
-        what = "free text" if mean_length > 30 else "identifier"
+        what = "free text" if mean_length > rules.free_text_length else "identifier"
         return ColumnDecision(name, "drop", f"{what}: {unique_share:.0%} of values are unique")
-    if distinct > p.text_levels_threshold and float(sample.str.len().mean()) > 30:
+    if distinct > p.text_levels_threshold and float(sample.str.len().mean()) > rules.free_text_length:
         return ColumnDecision(name, "drop", f"free text: {distinct:,} distinct long values")
     kept = min(distinct, p.max_levels)
     note = f", the {kept} most frequent kept and the rest grouped as 'other'" if distinct > kept else ""
@@ -100,7 +99,7 @@ def infer_column(name: str, values: pd.Series, p: PreprocessParams) -> ColumnDec
     if pd.api.types.is_datetime64_any_dtype(values):
         return ColumnDecision(name, "datetime", "datetime values")
     if pd.api.types.is_numeric_dtype(values):
-        return infer_numeric(name, values, len(values))
+        return infer_numeric(name, values, p.inference)
     return infer_text(name, values, p)
 
 

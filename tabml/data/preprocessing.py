@@ -7,16 +7,15 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from scipy.special import ndtri
 
 from tabml.core.params import PreprocessParams, TaskType
 from tabml.data.column_types import ColumnDecision, datetime_from_text, numeric_from_text
-from tabml.data.target import TargetEncoding
+from tabml.data.target import TargetEncoding, level_codes
 
-N_QUANTILES = 256
 DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour", "epoch_days")
-CLIP = 5.0  # robust-scaled values beyond 5 IQR-sigmas carry no extra signal, only instability
+LEGACY_CLIP = 5.0  # states written before preprocess.clip existed were clipped here
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,22 @@ class PreprocessState(Frozen):
     input_schema: list[InputColumn]
     numeric: list[NumericFeature]
     categorical: list[CategoricalFeature]
+    clip: float  # robust-scaled numerics are clipped at +/- this (preprocess.clip at fit time)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_fields(cls, raw: object) -> object:
+        return {"clip": LEGACY_CLIP, **raw} if isinstance(raw, dict) else raw
+
+    @model_validator(mode="after")
+    def _labels_fit_the_task(self) -> PreprocessState:
+        n = len(self.labels or [])
+        if (self.task == "binary" and n != 2) or (self.task == "multiclass" and n < 2):
+            raise ValueError(
+                f"a {self.task} task needs {'exactly' if self.task == 'binary' else 'at least'} two labels, "
+                f"got {self.labels}"
+            )
+        return self
 
     @property
     def cardinalities(self) -> list[int]:
@@ -108,7 +123,8 @@ def datetime_part(values: pd.Series, part: str) -> np.ndarray:
     if part == "epoch_days":
         days = (stamps - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)
         return days.astype("float64").to_numpy(na_value=np.nan)
-    return getattr(stamps.dt, part).astype("float64").to_numpy(na_value=np.nan)
+    attribute = {"dayofweek": "day_of_week"}.get(part, part)  # the part keeps its name in saved states
+    return getattr(stamps.dt, attribute).astype("float64").to_numpy(na_value=np.nan)
 
 
 def numeric_source(frame: pd.DataFrame, feature: NumericFeature) -> np.ndarray:
@@ -119,14 +135,14 @@ def numeric_source(frame: pd.DataFrame, feature: NumericFeature) -> np.ndarray:
 # ---- fit ----
 
 
-def fit_quantiles(values: np.ndarray) -> list[float]:
+def fit_quantiles(values: np.ndarray, n_quantiles: int) -> list[float]:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return [0.0, 1.0]
-    return [float(q) for q in np.quantile(finite, np.linspace(0, 1, N_QUANTILES))]
+    return [float(q) for q in np.quantile(finite, np.linspace(0, 1, n_quantiles))]
 
 
-def fit_numeric(name: str, values: np.ndarray, source: str, part: str | None) -> NumericFeature:
+def fit_numeric(name: str, values: np.ndarray, source: str, part: str | None, n_quantiles: int) -> NumericFeature:
     finite = values[np.isfinite(values)]
     center = float(np.median(finite)) if finite.size else 0.0
     spread = float(np.subtract(*np.percentile(finite, [75, 25]))) if finite.size else 0.0
@@ -136,7 +152,7 @@ def fit_numeric(name: str, values: np.ndarray, source: str, part: str | None) ->
         source=source,
         part=part,
         fill=center,
-        quantiles=fit_quantiles(values),
+        quantiles=fit_quantiles(values, n_quantiles),
         center=center,
         scale=scale,
         missing_indicator=bool((~np.isfinite(values)).any()),
@@ -167,12 +183,12 @@ def fit_state(
         schema.append(InputColumn(name=d.name, kind=d.kind))
         values = train[d.name]
         if d.kind == "numeric":
-            numeric.append(fit_numeric(d.name, as_float(values), d.name, None))
+            numeric.append(fit_numeric(d.name, as_float(values), d.name, None, p.n_quantiles))
         elif d.kind == "datetime":
             for part in DATETIME_PARTS:
                 raw = datetime_part(values, part)
                 if np.nanstd(raw) > 0 if np.isfinite(raw).any() else False:
-                    numeric.append(fit_numeric(f"{d.name}.{part}", raw, d.name, part))
+                    numeric.append(fit_numeric(f"{d.name}.{part}", raw, d.name, part, p.n_quantiles))
         else:
             categorical.append(CategoricalFeature(name=d.name, levels=fit_levels(as_text(values, d.kind), p)))
     return PreprocessState(
@@ -185,6 +201,7 @@ def fit_state(
         input_schema=schema,
         numeric=numeric,
         categorical=categorical,
+        clip=p.clip,
     )
 
 
@@ -207,7 +224,7 @@ def transform_numeric(frame: pd.DataFrame, state: PreprocessState) -> np.ndarray
         missing = ~np.isfinite(raw)
         filled = np.where(missing, feature.fill, raw)
         columns.append(quantile_normal(filled, feature.quantiles))
-        columns.append(np.clip((filled - feature.center) / feature.scale, -CLIP, CLIP))
+        columns.append(np.clip((filled - feature.center) / feature.scale, -state.clip, state.clip))
         if feature.missing_indicator:
             columns.append(missing.astype(np.float64))
     if not columns:
@@ -217,10 +234,7 @@ def transform_numeric(frame: pd.DataFrame, state: PreprocessState) -> np.ndarray
 
 def transform_categorical(frame: pd.DataFrame, state: PreprocessState) -> np.ndarray:
     kinds = {c.name: c.kind for c in state.input_schema}
-    columns = [
-        pd.Categorical(as_text(frame[c.name], kinds[c.name]), categories=c.levels).codes.astype(np.int64) + 1
-        for c in state.categorical
-    ]
+    columns = [level_codes(as_text(frame[c.name], kinds[c.name]), c.levels) + 1 for c in state.categorical]
     if not columns:
         return np.zeros((len(frame), 0), dtype=np.int64)
     return np.column_stack(columns)

@@ -103,5 +103,9 @@ def encode_target(target: pd.Series, encoding: TargetEncoding) -> np.ndarray:
     if encoding.task == "regression":
         return pd.to_numeric(target, errors="coerce").to_numpy(dtype=np.float32)
     assert encoding.labels is not None
-    codes = pd.Categorical(label_text(target), categories=encoding.labels).codes
-    return codes.astype(np.int64)
+    return level_codes(label_text(target), encoding.labels)
+
+
+def level_codes(text: pd.Series, levels: list[str]) -> np.ndarray:
+    """Position of each value in `levels` (labels, or a categorical's kept levels); -1 for missing or unknown."""
+    return pd.Index(levels).get_indexer(text.astype(object).where(text.notna(), None)).astype(np.int64)

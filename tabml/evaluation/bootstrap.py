@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tabml.evaluation.metric_names import LOWER_IS_BETTER, improvement
+from tabml.core.metric_names import LOWER_IS_BETTER, improvement
 from tabml.evaluation.metrics import LOG_LOSS_EPS, UndefinedMetricError, predicted_classes, task_metrics
 
 BLOCK_CELLS = 4_000_000  # resamples x rows held in memory at once

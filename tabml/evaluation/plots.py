@@ -11,6 +11,14 @@ from typing import Any
 
 Rows = Sequence[Mapping[str, Any]]
 DPI = 110
+# The plots of an evaluation, by the name of their rows file under plots/ (dvc.yaml's `plots:` read these).
+ROC = "roc.json"
+PRECISION_RECALL = "precision_recall.json"
+CONFUSION = "confusion.json"
+CALIBRATION = "calibration.json"
+RESIDUALS = "residuals.json"
+SLICES = "slices.json"
+PLOT_FILES = (ROC, PRECISION_RECALL, CONFUSION, CALIBRATION, RESIDUALS, SLICES)
 
 
 def _figure(width: float = 5.0, height: float = 4.5, panels: int = 1) -> Any:
@@ -107,12 +115,12 @@ def slices_figure(rows: Rows, metric: str) -> Any:
 def write_figures(plots: Mapping[str, Rows], labels: Sequence[str] | None, metric: str, out_dir: Path) -> list[Path]:
     """One PNG per plot the evaluation produced (`roc.json` -> `roc.png`); returns the files written."""
     makers = {
-        "roc.json": roc_figure,
-        "precision_recall.json": precision_recall_figure,
-        "calibration.json": calibration_figure,
-        "residuals.json": residuals_figure,
-        "confusion.json": lambda rows: confusion_figure(rows, labels or []),
-        "slices.json": lambda rows: slices_figure(rows, metric),
+        ROC: roc_figure,
+        PRECISION_RECALL: precision_recall_figure,
+        CALIBRATION: calibration_figure,
+        RESIDUALS: residuals_figure,
+        CONFUSION: lambda rows: confusion_figure(rows, labels or []),
+        SLICES: lambda rows: slices_figure(rows, metric),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

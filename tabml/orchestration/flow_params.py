@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from tabml.core.params import OrchestrationParams, ParamsError
+from tabml.core.ops_params import OrchestrationParams
+from tabml.core.params import ParamsError
 
 
 @dataclass(frozen=True)

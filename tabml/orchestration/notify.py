@@ -52,11 +52,9 @@ def explain(exc: BaseException | None) -> tuple[str | None, str, str]:
     if exc is None:
         return None, "the run ended without an exception (the process was killed or lost)", CRASH_TODO
     if isinstance(exc, StageFailedError):
-        why = f"stage '{exc.stage}' failed: {exc.reason}"
-        stage_todo = None
-        if exc.stderr_tail:
-            output, _, stage_todo = exc.stderr_tail.partition(TODO_MARK)
-            why += "\n" + output.rstrip()
+        said = "\n".join(part for part in (exc.reason, exc.stderr_tail) if part)  # the stage's line, or its tail
+        output, _, stage_todo = said.partition(TODO_MARK)
+        why = f"stage '{exc.stage}' failed: {output.rstrip()}"
         default = (CRASH_TODO if exc.retryable else DATA_ERROR_TODO).format(stage=exc.stage)
         return exc.stage, why, stage_todo.strip() if stage_todo else default
     text = str(exc).strip() or type(exc).__name__

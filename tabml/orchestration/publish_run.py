@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tabml.core.params import OrchestrationParams
+from tabml.core.ops_params import OrchestrationParams
 
 ALWAYS = ("dvc.lock", "params.yaml")
 
@@ -55,8 +55,8 @@ def dvc_push(root: Path, remote: str | None) -> int:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    from tabml.core.dag import dvc_reason
     from tabml.core.redact import redact_text
-    from tabml.orchestration.dvc_stages import _reason
 
     try:
         with chdir(root), Repo(str(root)) as repo:
@@ -64,7 +64,7 @@ def dvc_push(root: Path, remote: str | None) -> int:
     except (DvcException, OSError) as exc:  # a local remote's file system errors come through unwrapped
         which = f"remote '{remote}'" if remote else "the default remote"
         raise PublishError(
-            f"dvc push to {which} failed: {redact_text(_reason(exc))}\n"
+            f"dvc push to {which} failed: {redact_text(dvc_reason(exc))}\n"
             "  what to do: check `dvc remote list` and the remote's credentials, then run `dvc push`; no run "
             "branch was made for this run (orchestration.publish in params.yaml turns publishing off).",
             retryable=True,

@@ -12,7 +12,6 @@ prediction in the file's own labels (or target units), the probabilities, and th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,9 @@ import pandas as pd
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import StageError
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
-from tabml.evaluation.scorer import Scorer, load_scorer
-from tabml.registry.store import Package, load_package
+from tabml.evaluation.scorer import Scorer
+from tabml.registry.package import INPUT_SCHEMA_FILE, Package, load_scorer
+from tabml.registry.store import load_package
 
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 SHOWN_BAD_VALUES = 5
@@ -97,20 +97,19 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
 def load_model_package(registry_dir: Path, name: str, version: int | None, stage: str | None) -> tuple[Package, Scorer]:
     """The verified package and its scorer."""
     package = load_package(registry_dir, name, version, stage)  # type: ignore[arg-type]
-    path = package.path
     try:
-        return package, load_scorer(path, path / "preprocess_state.json", path / "metrics.json")
+        return package, load_scorer(package)
     except (ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise StageError(
             f"{name} v{package.entry.version} cannot be loaded by this version of the code ({first})",
-            path,
+            package.path,
             "score with a newer version, or check out the code it was registered with (its lineage.json git rev)",
         ) from None
 
 
 def check_input(frame: pd.DataFrame, package: Package, source: Path) -> None:
-    schema = json.loads((package.path / "input_schema.json").read_text())
+    schema = package.document(INPUT_SCHEMA_FILE)
     problems = schema_problems(frame, schema["columns"])
     if problems:
         expected = ", ".join(f"{c['name']} ({c['kind']})" for c in schema["columns"])

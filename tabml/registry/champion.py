@@ -15,9 +15,10 @@ import pandas as pd
 from tabml.core.params import ChampionParams
 from tabml.evaluation.bootstrap import Scored, paired_bootstrap
 from tabml.evaluation.metrics import UndefinedMetricError, task_metrics
-from tabml.evaluation.scorer import Scorer, load_scorer
+from tabml.evaluation.scorer import Scorer
 from tabml.evaluation.slices import Groups
 from tabml.registry.gate import ChampionEvidence, ChampionUnavailable, SliceComparison
+from tabml.registry.package import load_scorer
 from tabml.registry.store import load_package, model_dir, read_index
 
 
@@ -79,8 +80,7 @@ def production_scorer(registry_dir: Path, name: str) -> tuple[int, Scorer | str]
         return None
     package = load_package(registry_dir, name, entry.version)
     try:
-        path = package.path
-        return entry.version, load_scorer(path, path / "preprocess_state.json", path / "metrics.json")
+        return entry.version, load_scorer(package)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return entry.version, f"its package cannot be loaded by this code ({first_line})"

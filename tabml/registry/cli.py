@@ -17,9 +17,8 @@ from tabml.core.env import quiet_telemetry
 from tabml.core.errors import StageError
 from tabml.core.params import DEFAULT_PARAMS, Params, ParamsError, load_params
 from tabml.registry.index import RegistryIndex, VersionEntry, stage_moves
-from tabml.registry.store import MANIFEST_FILE, load_package, locked, model_dir, promote, read_index, rollback
-
-SHOWN_DOCUMENTS = ("lineage.json", "gate_report.json", "input_schema.json")
+from tabml.registry.package import DOCUMENTS, MANIFEST_FILE
+from tabml.registry.store import load_package, locked, model_dir, promote, read_index, rollback
 
 
 def _version_arg(text: str) -> int:
@@ -67,7 +66,7 @@ def show(registry_dir: Path, name: str, version: int | None, stage: str | None) 
     shown: dict[str, object] = {"name": name, "dir": str(package.path), "verified": True}
     shown |= package.entry.model_dump(mode="json")
     shown["files"] = sorted([*package.sha256, MANIFEST_FILE])
-    for document in SHOWN_DOCUMENTS:
+    for document in DOCUMENTS:
         if (package.path / document).is_file():
             shown[document.removesuffix(".json")] = json.loads((package.path / document).read_text())
     return shown

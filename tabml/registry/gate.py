@@ -20,7 +20,7 @@ from tabml.core.params import RegisterParams, TaskType
 
 if TYPE_CHECKING:
     from tabml.evaluation.bootstrap import PairedInterval  # torch-free import of the gate
-from tabml.evaluation.metric_names import LOWER_IS_BETTER, PRIMARY_METRIC, improvement
+from tabml.core.metric_names import LOWER_IS_BETTER, PRIMARY_METRIC, improvement
 
 Outcome = Literal["production", "staging"]
 Metrics = Mapping[str, float | None]

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tabml.core.errors import StageError
+from tabml.core.errors import StageError, TransientError
 
 Stage = Literal["staging", "production", "archived"]
 ActiveStage = Literal["staging", "production"]
@@ -18,6 +18,10 @@ Action = Literal["register", "promote", "rollback"]
 
 class RegistryError(StageError):
     """A registry operation that cannot go ahead; says which file and what to do."""
+
+
+class RegistryBusy(TransientError, RegistryError):
+    """Another writer held the registry lock for longer than we waited: a rerun may succeed."""
 
 
 class StageEvent(BaseModel):

@@ -30,10 +30,11 @@ import yaml
 from tabml.core.errors import StageError
 from tabml.core.files import sha256_file, utc_now
 from tabml.core.params import Params
+from tabml.registry.package import LINEAGE_FILE, METRICS_FILE
 from tabml.registry.store import load_package
+from tabml.training.trained_model import WEIGHTS_FILE
 
 TARGET_STAGE = "evaluate"
-WEIGHTS = "model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -45,20 +46,29 @@ class Plan:
 FIRST_REBUILT = "preprocess"  # the model is rebuilt from the validated table preprocess reads
 
 
+def anchor_input_table(raw: object, where: Path) -> str:
+    """The table preprocess read at the anchor commit: `preprocess.input`, or, in params.yaml files written
+    before that key existed, `validate.accepted_snapshot` (an old commit's params need not fit today's schema)."""
+    sections = raw if isinstance(raw, dict) else {}
+    for section, key in (("preprocess", "input"), ("validate", "accepted_snapshot")):
+        value = (sections.get(section) or {}).get(key)
+        if isinstance(value, str):
+            return value
+    raise StageError("no preprocess.input in the anchor commit's params.yaml", where, "reproduce a newer version")
+
+
 def rebuild_plan(worktree: Path, target: str = TARGET_STAGE) -> Plan:
     """Restore the table preprocess reads; rebuild preprocess and every stage between it and `target`."""
     import networkx as nx
     from dvc.repo import Repo
 
-    from tabml.evaluation.scorer import preprocess_input
-    from tabml.orchestration.dvc_stages import stage_order
+    from tabml.core.dag import stage_order
 
     order = stage_order(worktree)
     for needed in (FIRST_REBUILT, target):
         if needed not in order:
             raise StageError(f"no {needed!r} stage in dvc.yaml at the anchor commit", worktree / "dvc.yaml")
-    raw = yaml.safe_load((worktree / "params.yaml").read_text())
-    table = preprocess_input(raw, worktree).relative_to(worktree)
+    table = anchor_input_table(yaml.safe_load((worktree / "params.yaml").read_text()), worktree / "params.yaml")
     with chdir(worktree), Repo(str(worktree)) as repo:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         by_name = {getattr(s, "name", None): s for s in graph.nodes}
@@ -134,15 +144,15 @@ def reproduce(params: Params, name: str, version: int, repo: Path = Path("."), k
     """Rebuild `name` v`version` in a fresh worktree and return the certificate (also written to disk)."""
     started, clock = utc_now(), time.perf_counter()
     package = load_package(params.register_.registry_dir, name, version)  # refuses a tampered package
-    lineage = json.loads((package.path / "lineage.json").read_text())
-    registered_metrics = json.loads((package.path / "metrics.json").read_text())["test"]
+    lineage = package.document(LINEAGE_FILE)
+    registered_metrics = package.document(METRICS_FILE)["test"]
     root = Path(_run(["git", "rev-parse", "--show-toplevel"], repo).strip())
     anchor = anchor_commit_of(root, name, version)
     worktree = Path(tempfile.mkdtemp(prefix=f"tabml-reproduce-{name}-v{version}-")) / "worktree"
     env = stage_env()
     _run(["git", "worktree", "add", "--detach", str(worktree), anchor], root)
     plan, error = Plan([], []), None
-    weights: dict[str, object] = {"registered_sha256": package.sha256[WEIGHTS], "rebuilt_sha256": None}
+    weights: dict[str, object] = {"registered_sha256": package.sha256[WEIGHTS_FILE], "rebuilt_sha256": None}
     rebuilt_metrics: dict[str, float] = {}
     try:
         dvc = [sys.executable, "-m", "dvc"]
@@ -153,7 +163,7 @@ def reproduce(params: Params, name: str, version: int, repo: Path = Path("."), k
         for stage in plan.rebuild:
             _run([*dvc, "repro", "--force", "--single-item", stage], worktree, env)
         anchor_params = yaml.safe_load((worktree / "params.yaml").read_text())
-        weights["rebuilt_sha256"] = sha256_file(worktree / anchor_params["train"]["out_dir"] / WEIGHTS)
+        weights["rebuilt_sha256"] = sha256_file(worktree / anchor_params["train"]["out_dir"] / WEIGHTS_FILE)
         rebuilt_metrics = json.loads((worktree / anchor_params["evaluate"]["metrics"]).read_text())["test"]
     except StageError as exc:  # the rebuild itself failed: that is a finding, certified like the others
         error = exc.render()

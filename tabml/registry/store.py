@@ -20,7 +20,6 @@ Layout under `register.registry_dir`:
 from __future__ import annotations
 
 import fcntl
-import json
 import math
 import os
 import shutil
@@ -28,14 +27,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from tabml.core.files import copy_durable, fsync_dir, sha256_file, utc_now, write_json_atomic, write_json_durable
+from tabml.core.files import fsync_dir, sha256_file, utc_now, write_json_atomic
 from tabml.registry.index import (
     ActiveStage,
+    RegistryBusy,
     RegistryError,
     RegistryIndex,
     Stage,
@@ -44,20 +43,10 @@ from tabml.registry.index import (
     next_version,
     rollback_target,
 )
+from tabml.registry.package import MANIFEST_FILE, Package, build, verify
 
 INDEX_FILE = "index.json"
 LOCK_FILE = ".lock"
-MANIFEST_FILE = "MANIFEST.json"
-
-
-@dataclass(frozen=True)
-class Package:
-    """A verified package: every file matched MANIFEST.json."""
-
-    name: str
-    path: Path
-    entry: VersionEntry
-    sha256: dict[str, str]
 
 
 # ---- I/O edges ------------------------------------------------------------------------------------
@@ -81,7 +70,7 @@ def locked(mdir: Path, timeout: float) -> Iterator[None]:
                 if time.monotonic() >= deadline:
                     what = f"could not lock the registry within {timeout:g}s: another registration holds it"
                     todo = "wait for it to finish, or raise register.lock_timeout_seconds in params.yaml"
-                    raise RegistryError(what, mdir / LOCK_FILE, todo) from None
+                    raise RegistryBusy(what, mdir / LOCK_FILE, todo) from None
                 time.sleep(0.05)
         try:
             yield
@@ -103,16 +92,6 @@ def _versions_on_disk(mdir: Path) -> list[int]:
     folder = mdir / "versions"
     names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
     return [int(n[1:]) for n in names if n.startswith("v") and n[1:].isdigit()]
-
-
-def _build(staging: Path, name: str, version: int, files: Mapping[str, Path], documents: Mapping[str, object]) -> None:
-    for file_name, source in files.items():
-        copy_durable(source, staging / file_name)
-    for file_name, document in documents.items():
-        write_json_durable(staging / file_name, document)
-    hashes = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
-    write_json_durable(staging / MANIFEST_FILE, {"name": name, "version": version, "sha256": hashes})
-    fsync_dir(staging)
 
 
 def publish(
@@ -138,7 +117,7 @@ def publish(
         chosen = stage(index) if callable(stage) else stage  # before documents(): they may record it
         staging, target = Path(tempfile.mkdtemp(dir=mdir, prefix=".staging-")), mdir / "versions" / f"v{version}"
         try:
-            _build(staging, name, version, files, documents(version))
+            build(staging, name, version, files, documents(version))
             target.parent.mkdir(exist_ok=True)
             os.rename(staging, target)  # the commit point: the version is complete or absent
             fsync_dir(target.parent)
@@ -187,22 +166,12 @@ def rollback(registry_dir: Path, name: str, *, lock_timeout: float) -> tuple[Reg
 
 
 def load_package(registry_dir: Path, name: str, version: int | None = None, stage: Stage | None = None) -> Package:
-    """Resolve a version (default: production) and verify every file against MANIFEST.json."""
+    """Resolve a version (default: production) and verify every file against its MANIFEST.json."""
     mdir = model_dir(registry_dir, name)
     index = read_index(mdir)
     entry = index.get(version) if version is not None else index.in_stage(stage or "production")
     if entry is None:
         wanted = f"v{version}" if version is not None else f"{stage or 'production'} version"
         raise RegistryError(f"{name} has no {wanted}", mdir / INDEX_FILE, "run `python -m tabml.registry list`")
-    path, todo = mdir / entry.path, "do not use this package; register the model again or restore the folder"
-    manifest = path / MANIFEST_FILE
-    if not manifest.exists() or sha256_file(manifest) != entry.manifest_sha256:
-        raise RegistryError("MANIFEST.json is missing or does not match index.json", manifest, todo)
-    hashes: dict[str, str] = json.loads(manifest.read_text())["sha256"]
-    present = {p.name for p in path.iterdir()} - {MANIFEST_FILE}
-    if present != set(hashes):
-        raise RegistryError(f"files differ from MANIFEST.json: {sorted(present ^ set(hashes))}", path, todo)
-    for file_name, expected in hashes.items():
-        if sha256_file(path / file_name) != expected:
-            raise RegistryError("sha256 does not match MANIFEST.json: the file was modified", path / file_name, todo)
-    return Package(name, path, entry, hashes)
+    path = mdir / entry.path
+    return Package(name, path, entry, verify(path, entry.manifest_sha256))

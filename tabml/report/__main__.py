@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tabml.core.errors import StageError
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
+from tabml.registry.store import model_dir, read_index
 from tabml.report.compare import compare
 from tabml.report.html import Link, RunLinks, render
 from tabml.report.runs import Run, RunSelectionError, experiment_runs, registry_runs
@@ -35,14 +37,13 @@ def model_link(run: Run, registry_dir: Path, out_dir: Path) -> Link | None:
     if version is None or not dataset:
         return None
     try:
-        index = json.loads((registry_dir / dataset / "index.json").read_text())
-    except (OSError, ValueError):
-        index = {}
-    entry = next((e for e in index.get("versions", []) if e.get("version") == version), None)
-    if entry is None or entry.get("manifest_sha256") != record.get("manifest_sha256"):
+        entry = read_index(model_dir(registry_dir, dataset)).get(int(version))
+    except (StageError, ValueError, TypeError):
+        entry = None
+    if entry is None or entry.manifest_sha256 != record.get("manifest_sha256"):
         return Link(f"{dataset} v{version} (not in {registry_dir.name}/: registered in another workspace)")
-    stage = entry.get("stage") or "no stage"
-    return Link(f"{dataset} v{version} ({stage})", _href(registry_dir / dataset / entry["path"], out_dir))
+    stage = entry.stage or "no stage"
+    return Link(f"{dataset} v{version} ({stage})", _href(model_dir(registry_dir, dataset) / entry.path, out_dir))
 
 
 def data_docs_link(run: Run, root: Path, out_dir: Path, current_report: dict | None) -> Link | None:

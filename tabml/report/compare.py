@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tabml.evaluation.metric_names import LOWER_IS_BETTER, PRIMARY_METRIC
+from tabml.core.metric_names import LOWER_IS_BETTER, PRIMARY_METRIC
 from tabml.report.runs import Run
 
 MISSING = object()
@@ -37,7 +37,7 @@ def primary_metric(runs: Sequence[Run]) -> tuple[str, bool]:
         (r.params.get("register.primary_metric") for r in runs if r.params.get("register.primary_metric")), None
     )
     task = next((r.task for r in runs if r.task), None)
-    metric = str(configured or PRIMARY_METRIC.get(task, "auroc"))  # type: ignore[call-overload]
+    metric = str(configured or PRIMARY_METRIC.get(task or "binary", "auroc"))
     return metric, metric in LOWER_IS_BETTER
 
 

@@ -20,8 +20,15 @@ from typing import Any, Literal
 
 import yaml
 
+from tabml.core.errors import StageError
+from tabml.evaluation.outputs import PLOTS_DIR
+from tabml.evaluation.plots import PRECISION_RECALL, ROC
+from tabml.registry.package import GATE_REPORT_FILE, LINEAGE_FILE, METRICS_FILE
+from tabml.registry.store import INDEX_FILE, model_dir, read_index
+from tabml.training.trained_model import HISTORY_FILE, RUN_INFO_FILE
+
 Source = Literal["experiment", "commit", "workspace", "registry"]
-CURVES = ("roc.json", "precision_recall.json")
+CURVES = (ROC, PRECISION_RECALL)
 
 
 class RunSelectionError(ValueError):
@@ -84,11 +91,12 @@ def parse_history(text: str) -> list[dict[str, float]]:
     return rows
 
 
-def _get(tree: Mapping[str, Any], dotted: str, default: str) -> str:
+def _get(tree: Mapping[str, Any], dotted: str) -> str | None:
+    """A path from that run's params.yaml (no default of our own: a run without the key recorded no such file)."""
     node: Any = tree
     for part in dotted.split("."):
         node = node.get(part) if isinstance(node, Mapping) else None
-    return str(node) if node else default
+    return str(node) if node else None
 
 
 ReadText = Callable[[str], str | None]
@@ -98,7 +106,10 @@ def read_run(name: str, source: Source, read: ReadText, rev: str | None = None, 
     """Assemble a run from the files `read` returns (None: absent); paths come from that run's params.yaml."""
     notes: list[str] = []
 
-    def load_json(path: str, what: str) -> Any:
+    def load_json(path: str | None, what: str) -> Any:
+        if path is None:
+            notes.append(f"no {what} (its path is not in this run's params.yaml)")
+            return None
         text = read(path)
         if text is None:
             notes.append(f"no {what} ({path})")
@@ -110,15 +121,16 @@ def read_run(name: str, source: Source, read: ReadText, rev: str | None = None, 
             return None
 
     raw_params = yaml.safe_load(read("params.yaml") or "{}") or {}
-    train_dir = _get(raw_params, "train.out_dir", "models/train")
-    plots_dir = _get(raw_params, "evaluate.out_dir", "reports/evaluate") + "/plots"
-    metrics = load_json(_get(raw_params, "evaluate.metrics", "reports/metrics.json"), "metrics") or {}
-    history_text = read(f"{train_dir}/history.csv")
+    train_dir, evaluate_dir = _get(raw_params, "train.out_dir"), _get(raw_params, "evaluate.out_dir")
+    metrics = load_json(_get(raw_params, "evaluate.metrics"), "metrics") or {}
+    history_text = read(f"{train_dir}/{HISTORY_FILE}") if train_dir else None
     if history_text is None:
-        notes.append(f"no training history ({train_dir}/history.csv)")
+        where = f"{train_dir}/{HISTORY_FILE}" if train_dir else "train.out_dir is not in this run's params.yaml"
+        notes.append(f"no training history ({where})")
     curves = {}
-    if metrics.get("task") in ("binary", "multiclass"):
-        curves = {c: rows for c in CURVES if isinstance(rows := load_json(f"{plots_dir}/{c}", c), list)}
+    if metrics.get("task") in ("binary", "multiclass") and evaluate_dir:
+        rows_of = {c: load_json(f"{evaluate_dir}/{PLOTS_DIR}/{c}", c) for c in CURVES}
+        curves = {c: rows for c, rows in rows_of.items() if isinstance(rows, list)}
     return Run(
         name=name,
         source=source,
@@ -128,9 +140,9 @@ def read_run(name: str, source: Source, read: ReadText, rev: str | None = None, 
         metrics=metrics if isinstance(metrics, dict) else {},
         history=parse_history(history_text) if history_text else [],
         curves=curves,
-        registration=load_json(_get(raw_params, "register.record", "reports/registration.json"), "gate record"),
-        validation=load_json(_get(raw_params, "validate.report", "reports/validation.json"), "validation report"),
-        run_info=load_json(f"{train_dir}/run_info.json", "run info"),
+        registration=load_json(_get(raw_params, "register.record"), "gate record"),
+        validation=load_json(_get(raw_params, "validate.report"), "validation report"),
+        run_info=load_json(f"{train_dir}/{RUN_INFO_FILE}" if train_dir else None, "run info"),
         notes=tuple(notes),
     )
 
@@ -243,12 +255,14 @@ def registry_runs(
     registry_dir: Path, name: str, versions: Sequence[int] | None = None, last: int | None = None
 ) -> list[Run]:
     """Registered versions of one model line: metrics, history and params (from lineage.json); no curves."""
-    index_path = registry_dir / name / "index.json"
+    index_path = model_dir(registry_dir, name) / INDEX_FILE
+    if not index_path.is_file():
+        raise RunSelectionError(f"{index_path}: no readable registry index (there is no such file)")
     try:
-        index = json.loads(index_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunSelectionError(f"{index_path}: no readable registry index ({exc})") from None
-    entries = {int(e["version"]): e for e in index.get("versions", [])}
+        index = read_index(model_dir(registry_dir, name))
+    except StageError as exc:
+        raise RunSelectionError(f"{index_path}: no readable registry index ({exc.what})") from None
+    entries = {e.version: e.model_dump(mode="json") for e in index.versions}
     if versions:
         unknown = sorted(set(versions) - set(entries))
         if unknown:
@@ -262,9 +276,9 @@ def registry_runs(
 def _registry_run(model_dir: Path, entry: Mapping[str, Any]) -> Run:
     package = model_dir / str(entry.get("path", f"versions/v{entry['version']}"))
     read = _workspace_reader(package)
-    lineage = json.loads(read("lineage.json") or "{}")
-    gate = json.loads(read("gate_report.json") or "null")
-    history = read("history.csv")
+    lineage = json.loads(read(LINEAGE_FILE) or "{}")
+    gate = json.loads(read(GATE_REPORT_FILE) or "null")
+    history = read(HISTORY_FILE)
     registration = {
         "passed": True,
         "version": entry["version"],
@@ -281,7 +295,7 @@ def _registry_run(model_dir: Path, entry: Mapping[str, Any]) -> Run:
         rev=(lineage.get("git") or {}).get("rev"),
         created=entry.get("created_at"),
         params=flatten(lineage.get("params") or {}),
-        metrics=json.loads(read("metrics.json") or "{}"),
+        metrics=json.loads(read(METRICS_FILE) or "{}"),
         history=parse_history(history) if history else [],
         registration=registration,
         run_info=lineage.get("run"),

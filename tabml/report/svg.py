@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -55,6 +55,22 @@ def _label(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.2e}"
 
 
+def _series_svg(s: Series, sx: Callable[[float], float], sy: Callable[[float], float], markers: bool) -> str:
+    """One series as a polyline (and dots, for a single point or when asked), or nothing if it has no points."""
+    kept = [(x, y) for x, y in s.points if math.isfinite(x) and math.isfinite(y)]
+    if not kept:
+        return ""
+    path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in kept)
+    dashes = f' stroke-dasharray="{dash(s.style)}"' if dash(s.style) else ""
+    parts = [
+        f'<g class="series" data-run="{escape(s.key)}"><title>{escape(s.label)}</title>'
+        f'<polyline points="{path}" fill="none" stroke="{color(s.style)}" stroke-width="2"{dashes}/>'
+    ]
+    if markers or len(kept) == 1:
+        parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{color(s.style)}"/>' for x, y in kept]
+    return "".join([*parts, "</g>"])
+
+
 def line_chart(
     series: Sequence[Series],
     *,
@@ -101,19 +117,7 @@ def line_chart(
         parts.append(
             f'<line x1="{sx(lo):.1f}" y1="{sy(lo):.1f}" x2="{sx(hi):.1f}" y2="{sy(hi):.1f}" class="diagonal"/>'
         )
-    for s in series:
-        kept = [(x, y) for x, y in s.points if math.isfinite(x) and math.isfinite(y)]
-        if not kept:
-            continue
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in kept)
-        dashes = f' stroke-dasharray="{dash(s.style)}"' if dash(s.style) else ""
-        parts.append(
-            f'<g class="series" data-run="{escape(s.key)}"><title>{escape(s.label)}</title>'
-            f'<polyline points="{path}" fill="none" stroke="{color(s.style)}" stroke-width="2"{dashes}/>'
-        )
-        if markers or len(kept) == 1:
-            parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{color(s.style)}"/>' for x, y in kept]
-        parts.append("</g>")
+    parts += [_series_svg(s, sx, sy, markers) for s in series]
     parts.append(f'<text x="{left + plot_w / 2}" y="{HEIGHT - 6}" text-anchor="middle">{escape(x_label)}</text>')
     parts.append(
         f'<text x="14" y="{top + plot_h / 2}" text-anchor="middle" '

@@ -10,7 +10,7 @@ import json
 import warnings
 from pathlib import Path
 
-from tabml.core.params import TrackingParams
+from tabml.core.ops_params import TrackingParams
 from tabml.tracking.runs import finish_run, init_run, tracking_mode
 
 

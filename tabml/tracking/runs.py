@@ -10,7 +10,6 @@ grouped by experiment: the DVC experiment name under `dvc exp run`, else `data.n
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import time
@@ -19,14 +18,13 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from tabml.core.params import TrackingParams
+from tabml.core.ops_params import TrackingParams
 
 RUN_ID_ENV = "TABML_WANDB_RUN_ID"  # set by the Prefect flow: every stage of one flow run joins one W&B run
 EXPERIMENT_ENV = "DVC_EXP_NAME"  # set by `dvc exp run` for the stage commands
 PROJECT_ROOT_ENV = "DVC_ROOT"  # set by DVC: the repo root, also when a queued experiment runs in a temp copy
 INIT_TIMEOUT_ENV = "WANDB_INIT_TIMEOUT"
 INIT_TIMEOUT_SECONDS = 30.0
-RUN_INFO_FILE = "run_info.json"  # written by train; holds `wandb_run_id`
 
 
 def tracking_mode(tracking: TrackingParams) -> str:
@@ -44,14 +42,10 @@ def new_run_id() -> str:
     return os.environ.get(RUN_ID_ENV) or secrets.token_hex(4)
 
 
-def resume_run_id(run_info_path: Path) -> str:
-    """The run a later stage joins: the flow's id, else the one train recorded, else a fresh one."""
+def resume_run_id(recorded: object) -> str:
+    """The run a later stage joins: the flow's id, else the one train recorded (run_info.json), else a fresh one."""
     if os.environ.get(RUN_ID_ENV):
         return os.environ[RUN_ID_ENV]
-    try:
-        recorded = json.loads(run_info_path.read_text()).get("wandb_run_id")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
     return recorded if isinstance(recorded, str) and recorded else new_run_id()
 
 

@@ -5,14 +5,15 @@ Never raises: a stage's reports are on disk whatever W&B does.
 
 from __future__ import annotations
 
-import json
 import warnings
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from tabml.core.params import Params
-from tabml.tracking.runs import RUN_INFO_FILE, experiment_group, finish_run, init_run, resume_run_id, tracking_mode
+from tabml.core.ops_params import TrackingParams
+from tabml.tracking.runs import experiment_group, finish_run, init_run, resume_run_id, tracking_mode
+
+Rows = Sequence[Mapping[str, Any]]
 
 
 def evaluation_summary(metrics: Mapping[str, Any], validation: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -40,75 +41,67 @@ def registration_summary(record: Mapping[str, Any]) -> dict[str, Any]:
     return summary
 
 
-# name under plots/ -> (W&B key, x, y, chart title)
-PLOT_CHARTS = {
-    "roc.json": ("evaluate/roc", "fpr", "tpr", "ROC (test)"),
-    "precision_recall.json": ("evaluate/precision_recall", "recall", "precision", "Precision-recall (test)"),
-    "calibration.json": ("evaluate/calibration", "mean_predicted", "fraction_positive", "Calibration (test)"),
-    "residuals.json": ("evaluate/residuals", "predicted", "residual", "Residuals (test)"),
-}
+@dataclass(frozen=True)
+class Chart:
+    """One chart for the run: `rows` drawn as a line (stroked by `class` when rows have it), a scatter, or a
+    confusion matrix of the `x` (actual) and `y` (predicted) columns."""
+
+    key: str
+    kind: Literal["line", "scatter", "confusion"]
+    rows: Rows
+    x: str
+    y: str
+    title: str
 
 
 def _count(value: object) -> int | None:
     return len(value) if isinstance(value, list) else value if isinstance(value, int) else None
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _plot_payload(wandb: Any, plots_dir: Path) -> dict[str, Any]:
-    """W&B tables and charts from evaluate's plot JSONs (ROC, PR, residuals as lines/scatter; confusion)."""
-    payload: dict[str, Any] = {}
-    for file, (key, x, y, title) in PLOT_CHARTS.items():
-        rows = _read_json(plots_dir / file)
-        if not isinstance(rows, list) or not rows:
-            continue
-        columns = list(rows[0])
-        table = wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
-        if file == "residuals.json":
-            payload[key] = wandb.plot.scatter(table, x, y, title=title)
-        else:
-            stroke = "class" if "class" in columns else None
-            payload[key] = wandb.plot.line(table, x, y, stroke=stroke, title=title)
-    confusion = _read_json(plots_dir / "confusion.json")
-    if isinstance(confusion, list) and confusion:
-        labels = sorted({str(r["actual"]) for r in confusion} | {str(r["predicted"]) for r in confusion})
+def _chart(wandb: Any, chart: Chart) -> Any:
+    if chart.kind == "confusion":
+        labels = sorted({str(r[chart.x]) for r in chart.rows} | {str(r[chart.y]) for r in chart.rows})
         index = {label: i for i, label in enumerate(labels)}
-        payload["evaluate/confusion"] = wandb.plot.confusion_matrix(
-            y_true=[index[str(r["actual"])] for r in confusion],
-            preds=[index[str(r["predicted"])] for r in confusion],
+        return wandb.plot.confusion_matrix(
+            y_true=[index[str(r[chart.x])] for r in chart.rows],
+            preds=[index[str(r[chart.y])] for r in chart.rows],
             class_names=labels,
-            title="Confusion (test)",
+            title=chart.title,
         )
-    return payload
+    columns = list(chart.rows[0])
+    table = wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in chart.rows])
+    if chart.kind == "scatter":
+        return wandb.plot.scatter(table, chart.x, chart.y, title=chart.title)
+    stroke = "class" if "class" in columns else None
+    return wandb.plot.line(table, chart.x, chart.y, stroke=stroke, title=chart.title)
 
 
-def track_stage(params: Params, stage: Literal["evaluate", "register"]) -> None:
-    """Add a stage's reports to the pipeline run's W&B run (resumed by id); never raises, never fails the stage."""
+def track_stage(
+    tracking: TrackingParams,
+    stage: Literal["evaluate", "register"],
+    recorded_run_id: str | None,
+    config: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    charts: Sequence[Chart] = (),
+) -> None:
+    """Add a stage's numbers (and charts) to the pipeline's W&B run, resumed by id; never raises.
+
+    `recorded_run_id` is the run train recorded; the flow's TABML_WANDB_RUN_ID wins over it."""
     try:
-        if tracking_mode(params.tracking) == "disabled":
+        if tracking_mode(tracking) == "disabled":
             return
-        run_id = resume_run_id(params.train.out_dir / RUN_INFO_FILE)
-        section = params.evaluate if stage == "evaluate" else params.register_
-        config = {stage: section.model_dump(mode="json"), "dataset": params.data.name}
-        run = init_run(params.tracking, run_id, stage, config, group=experiment_group(params.data.name))
+        dataset = config.get("dataset")
+        group = experiment_group(str(dataset) if dataset else None)
+        run = init_run(tracking, resume_run_id(recorded_run_id), stage, dict(config), group=group)
         if run is None:
             return
         try:
             import wandb
 
-            if stage == "evaluate":
-                metrics = _read_json(params.evaluate.metrics) or {}
-                run.summary.update(evaluation_summary(metrics, _read_json(params.validate_.report)))
-                charts = _plot_payload(wandb, params.evaluate.out_dir / "plots")
-                if charts:
-                    run.log(charts)
-            else:
-                run.summary.update(registration_summary(_read_json(params.register_.record) or {}))
+            run.summary.update(dict(summary))
+            payload = {chart.key: _chart(wandb, chart) for chart in charts if chart.rows}
+            if payload:
+                run.log(payload)
         finally:
             finish_run(run)
     except Exception as exc:  # noqa: BLE001 - tracking must never fail the run

@@ -6,8 +6,18 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
+
+# What model_config.json files written before these fields existed were built with (they then lived in code).
+LEGACY_CONFIG = {
+    "category_embedding_max": 32,
+    "periodic_frequencies": 16,
+    "periodic_sigma": 1.0,
+    "token_dim": 64,
+    "transformer_blocks": 3,
+    "attention_heads": 8,
+}
 
 
 class ModelConfig(BaseModel):
@@ -22,10 +32,18 @@ class ModelConfig(BaseModel):
     dropout: float
     embedding_dim: int
     output_dim: int
-    # ft_transformer only; the defaults let configs saved before this option load unchanged.
-    token_dim: int = 64
-    transformer_blocks: int = 3
-    attention_heads: int = 8
+    category_embedding_max: int
+    periodic_frequencies: int  # embedding_mlp
+    periodic_sigma: float  # embedding_mlp
+    token_dim: int  # ft_transformer
+    transformer_blocks: int  # ft_transformer
+    attention_heads: int  # ft_transformer
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_fields(cls, raw: object) -> object:
+        """Configs of packages registered before a field existed hold the value then fixed in code."""
+        return {**LEGACY_CONFIG, **raw} if isinstance(raw, dict) else raw
 
 
 def category_embedding_dim(cardinality: int, cap: int) -> int:
@@ -36,7 +54,7 @@ def category_embedding_dim(cardinality: int, cap: int) -> int:
 class PeriodicNumericEmbedding(nn.Module):
     """Numeric feature -> [sin, cos] of learned frequencies, then a linear layer (Gorishniy et al., 2022)."""
 
-    def __init__(self, n_features: int, dim: int, n_frequencies: int = 16, sigma: float = 1.0) -> None:
+    def __init__(self, n_features: int, dim: int, n_frequencies: int, sigma: float) -> None:
         super().__init__()
         self.frequencies = nn.Parameter(torch.randn(n_features, n_frequencies) * sigma)
         self.linear = nn.Parameter(torch.empty(n_features, 2 * n_frequencies, dim))
@@ -94,14 +112,16 @@ class TabularNet(nn.Module):
         if config.kind == "ft_transformer":
             self.transformer = FTTransformer(config)
             return
-        dims = [category_embedding_dim(card, config.embedding_dim * 4) for card in config.cardinalities]
+        dims = [category_embedding_dim(card, config.category_embedding_max) for card in config.cardinalities]
         self.embeddings = nn.ModuleList(
             nn.Embedding(card, dim) for card, dim in zip(config.cardinalities, dims, strict=True)
         )
         cat_width = sum(dims)
         self.numeric: nn.Module
         if config.kind == "embedding_mlp" and config.n_numeric > 0:
-            self.numeric = PeriodicNumericEmbedding(config.n_numeric, config.embedding_dim)
+            self.numeric = PeriodicNumericEmbedding(
+                config.n_numeric, config.embedding_dim, config.periodic_frequencies, config.periodic_sigma
+            )
             num_width = config.n_numeric * config.embedding_dim
         else:
             self.numeric = nn.Identity()

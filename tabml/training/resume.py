@@ -26,10 +26,10 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 
 from tabml.core.params import TrainParams
+from tabml.data.processed import fingerprint_files
 
 RUN_RECORD = "run.json"
 LAST_CHECKPOINT = "last.ckpt"
-DATA_FILES = ("train.npz", "val.npz", "preprocess_state.json")
 CODE_FILES = ("model.py", "system.py", "datamodule.py")
 # Where and how often a run is checkpointed or placed does not change what it trains (batch_size is global, so
 # a run may resume on another number of devices or nodes).
@@ -42,9 +42,9 @@ PLACEMENT_PARAMS = frozenset(
 def fingerprint(processed_dir: Path, p: TrainParams) -> str:
     """sha256 over the processed data, the train params that shape the result, and the training code."""
     digest = hashlib.sha256()
-    for name in DATA_FILES:
-        digest.update(name.encode())
-        with (processed_dir / name).open("rb") as fh:
+    for path in fingerprint_files(processed_dir):
+        digest.update(path.name.encode())
+        with path.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     shaping = {k: v for k, v in p.model_dump(mode="json").items() if k not in PLACEMENT_PARAMS}

@@ -63,18 +63,21 @@ class TabularSystem(L.LightningModule):
         self,
         net_config: dict[str, object],
         task: str,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        target_mean: float = 0.0,
+        *,
+        lr: float,
+        weight_decay: float,
+        lr_plateau_factor: float,
+        lr_plateau_patience: int,
+        target_mean: float = 0.0,  # regression: the target's training mean and std (the loss is standardised)
         target_std: float = 1.0,
         class_weights: list[float] | None = None,
-        lr_patience: int = 3,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = TabularNet(ModelConfig.model_validate(net_config))
         self.task = task
-        self.lr, self.weight_decay, self.lr_patience = lr, weight_decay, lr_patience
+        self.lr, self.weight_decay = lr, weight_decay
+        self.lr_plateau_factor, self.lr_plateau_patience = lr_plateau_factor, lr_plateau_patience
         self.target_mean, self.target_std = target_mean, target_std
         weights = torch.tensor(class_weights) if class_weights else None
         self.loss_fn: nn.Module
@@ -180,6 +183,6 @@ class TabularSystem(L.LightningModule):
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         optimizer = adamw(list(self.parameters()), self.lr, self.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=0.5, patience=self.lr_patience
+            optimizer, mode="min", factor=self.lr_plateau_factor, patience=self.lr_plateau_patience
         )
         return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -4,15 +4,19 @@ and the run info; and how a loaded network's outputs read in the task's terms. N
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
+from tabml.core.errors import StageError
 
-from tabml.data.processed import SplitArrays
-from tabml.training.model import ModelConfig, TabularNet
+if TYPE_CHECKING:  # torch is imported where a network is built or run: the registry reads file names without it
+    import numpy as np
+    import torch
+
+    from tabml.data.preprocessing import SplitArrays
+    from tabml.training.model import TabularNet
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model_config.json"
@@ -22,22 +26,91 @@ RUN_INFO_FILE = "run_info.json"
 
 def save_model(net: TabularNet, out_dir: Path) -> None:
     """Weights as safetensors, architecture as JSON: no pickle anywhere."""
+    from safetensors.torch import save_file
+
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     save_file(state, str(out_dir / WEIGHTS_FILE))
     (out_dir / CONFIG_FILE).write_text(net.config.model_dump_json(indent=2))
 
 
+def write_history(rows: list[dict[str, float | int]], path: Path) -> None:
+    columns = sorted({k for row in rows for k in row}, key=lambda k: (k != "epoch", k))
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def save_trained(out_dir: Path, net: TabularNet, history: list[dict[str, float | int]], info: dict) -> Path:
+    """Everything train writes: the network, its epoch history and the run info."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_model(net, out_dir)
+    write_history(history, out_dir / HISTORY_FILE)
+    (out_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return out_dir
+
+
 def load_model(model_dir: Path) -> TabularNet:
     """Rebuild from JSON and load safetensors weights; the network comes back in eval mode."""
+    from safetensors.torch import load_file
+
+    from tabml.training.model import ModelConfig, TabularNet
+
     config = ModelConfig.model_validate(json.loads((model_dir / CONFIG_FILE).read_text()))
     net = TabularNet(config)
     net.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
     return net.eval()
 
 
+def load_trained(model_dir: Path, output_dim: int, arrays: SplitArrays) -> TabularNet:
+    """The trained network, checked to fit the processed data it is about to score (a stale model is refused)."""
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (model_dir / name).exists():
+            raise StageError("trained model not found", model_dir / name, "run `dvc repro train` first")
+    net = load_model(model_dir)
+    config = net.config
+    found = (config.output_dim, config.n_numeric, len(config.cardinalities))
+    expected = (output_dim, arrays.x_num.shape[1], arrays.x_cat.shape[1])
+    if found != expected:
+        raise StageError(
+            "model (outputs={}, numeric={}, categorical={}) does not fit the processed data "
+            "(outputs={}, numeric={}, categorical={})".format(*found, *expected),
+            model_dir,
+            "the model is stale: run `dvc repro train`",
+        )
+    return net
+
+
+def model_files(model_dir: Path) -> dict[str, Path]:
+    """What a registry package copies from the folder: weights, architecture and training curves."""
+    return {name: model_dir / name for name in (WEIGHTS_FILE, CONFIG_FILE, HISTORY_FILE)}
+
+
+def read_run_info(model_dir: Path) -> dict[str, object]:
+    path = model_dir / RUN_INFO_FILE
+    if not path.exists():
+        raise StageError("not found", path, "run the train stage first: dvc repro train")
+    try:
+        info = json.loads(path.read_text())
+    except ValueError as exc:
+        raise StageError(f"not valid JSON: {exc}", path, "run the train stage again: dvc repro train") from None
+    return info if isinstance(info, dict) else {}
+
+
+def recorded_run_id(model_dir: Path) -> str | None:
+    """The W&B run id train recorded, if any: later stages add their reports to that run."""
+    try:
+        run_id = json.loads((model_dir / RUN_INFO_FILE).read_text()).get("wandb_run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return run_id if isinstance(run_id, str) and run_id else None
+
+
 def outputs_to_predictions(logits: torch.Tensor, task: str, target_mean: float, target_std: float) -> np.ndarray:
     """binary: P(positive) (n,); multiclass: class probabilities (n, K); regression: values in target units (n,)."""
+    import torch
+
     logits = logits.float()
     if task == "binary":
         return torch.sigmoid(logits[:, 0]).numpy()
@@ -46,7 +119,6 @@ def outputs_to_predictions(logits: torch.Tensor, task: str, target_mean: float, 
     return (logits[:, 0] * target_std + target_mean).numpy()
 
 
-@torch.inference_mode()
 def predict(
     net: TabularNet,
     arrays: SplitArrays,
@@ -56,9 +128,11 @@ def predict(
     batch_size: int = 65536,
 ) -> np.ndarray:
     """Score arrays in large batches on CPU; see `outputs_to_predictions` for the shape."""
+    import torch
+
     net.eval()
-    x_num = torch.from_numpy(arrays.x_num)
-    x_cat = torch.from_numpy(arrays.x_cat)
-    chunks = [net(x_num[i : i + batch_size], x_cat[i : i + batch_size]) for i in range(0, len(arrays), batch_size)]
-    logits = torch.cat(chunks) if chunks else torch.zeros(0, net.config.output_dim)
+    x_num, x_cat = torch.from_numpy(arrays.x_num), torch.from_numpy(arrays.x_cat)
+    with torch.inference_mode():
+        chunks = [net(x_num[i : i + batch_size], x_cat[i : i + batch_size]) for i in range(0, len(arrays), batch_size)]
+        logits = torch.cat(chunks) if chunks else torch.zeros(0, net.config.output_dim)
     return outputs_to_predictions(logits, task, target_mean, target_std)

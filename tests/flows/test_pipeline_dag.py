@@ -17,9 +17,11 @@ import yaml
 from prefect.artifacts import Artifact
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.pipeline import SUMMARY_KEY, main, training_pipeline
+from flows.pipeline import main, training_pipeline
+from tabml.core.dag import stage_order
 from tabml.core.params import ParamsError
-from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome, stage_order
+from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome
+from tabml.orchestration.flow_hooks import SUMMARY_KEY
 from tabml.orchestration.flow_params import load_flow_params
 from tests.tabml.orchestration.test_dvc_stages import (
     TELEMETRY_OFF,
@@ -30,6 +32,7 @@ from tests.tabml.orchestration.test_dvc_stages import (
     dvc,
     write_dvc_yaml,
 )
+from tests.workspace import EXAMPLE_PARAMS, example_orchestration
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -101,7 +104,7 @@ def test_a_stage_added_to_dvc_yaml_is_planned_after_what_it_depends_on(tmp_path:
     new_stage = {"cmd": "python -m tasks.report", "deps": ["${evaluate.metrics}"], "outs": ["reports/report.md"]}
     spec["stages"] = {"report": new_stage, **spec["stages"]}  # declared first, must still run after evaluate
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    (tmp_path / "params.yaml").write_text((PROJECT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text((EXAMPLE_PARAMS).read_text())
     planned = stage_order(tmp_path)
     assert "report" in planned and planned.index("report") > planned.index("evaluate")
     assert sorted(planned) == sorted(spec["stages"])
@@ -111,15 +114,15 @@ def test_a_stage_added_to_dvc_yaml_is_planned_after_what_it_depends_on(tmp_path:
 
 
 def test_flow_params_read_policies_and_report_paths_from_the_project_file() -> None:
-    params = load_flow_params(PROJECT / "params.yaml")
-    assert params.validation_report == PROJECT / "reports/validation.json"
+    params = load_flow_params(EXAMPLE_PARAMS)
+    assert params.validation_report == EXAMPLE_PARAMS.parent / "reports/validation.json"
     assert params.metrics is not None and params.registration_record is not None
     assert params.orchestration.policy("no-such-stage").retries == 0
 
 
 def test_flow_params_tolerate_missing_sections(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"orchestration": {"stages": {"first": {"retries": 2}}}}))
+    path.write_text(yaml.safe_dump({"orchestration": example_orchestration({"first": {"retries": 2}})}))
     params = load_flow_params(path)
     assert params.orchestration.policy("first").retries == 2
     assert (params.validation_report, params.metrics, params.registration_record) == (None, None, None)
@@ -127,7 +130,7 @@ def test_flow_params_tolerate_missing_sections(tmp_path: Path) -> None:
 
 def test_flow_params_reject_an_unknown_policy_key_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"orchestration": {"stages": {"train": {"retry": 2}}}}))
+    path.write_text(yaml.safe_dump({"orchestration": example_orchestration({"train": {"retry": 2}})}))
     with pytest.raises(ParamsError, match=r"orchestration\.stages\.train\.retry"):
         load_flow_params(path)
     with pytest.raises(ParamsError, match="file not found"):
@@ -201,7 +204,9 @@ def test_main_exits_non_zero_and_says_which_stage_failed(
 def test_timeout_fails_the_stage_and_stops_its_command(prefect_server: None, toy: Path) -> None:
     nap = "import os, time; open('nap.pid', 'w').write(str(os.getpid())); time.sleep(60)"
     write_dvc_yaml(toy, {"nap": {"cmd": f'python -c "{nap}"', "outs": ["nap.txt"]}})
-    (toy / "params.yaml").write_text(yaml.safe_dump({"orchestration": {"stages": {"nap": {"timeout_seconds": 1}}}}))
+    (toy / "params.yaml").write_text(
+        yaml.safe_dump({"orchestration": example_orchestration({"nap": {"timeout_seconds": 1}})})
+    )
     with pytest.raises(StageFailedError, match=r"stage 'nap' failed: timed out after 1\.0s .*timeout_seconds"):
         training_pipeline(root=str(toy))
     pid = int((toy / "nap.pid").read_text())

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from flows.pipeline import _as_task, run_stage, training_pipeline
-from tabml.core.params import OrchestrationParams, ParamsError, StagePolicy
+from tabml.core.ops_params import OrchestrationParams, StagePolicy
+from tabml.core.params import ParamsError
 from tabml.orchestration.dvc_stages import StageFailedError
 from tabml.orchestration.publish_run import should_publish
 from tabml.orchestration.workspace_lock import WorkspaceLockTimeout, workspace_lock
@@ -21,13 +22,17 @@ from tabml.tracking.runs import wandb_run_id
 from tests.flows.conftest import PrefectServer, client_env
 from tests.tabml.orchestration.test_dvc_stages import build_toy_template, copy_repo, write_dvc_yaml
 from tests.tabml.orchestration.test_notify import SECRET_URL_PART, recording_webhook
+from tests.workspace import EXAMPLE_PARAMS, example_orchestration
 
 # One script for every toy stage: `python stage.py <name> <behaviour> [seconds]`. Each attempt appends a JSON
 # line to attempts/<name>.log (outside DVC's outputs, like train's checkpoint dir) before doing anything else.
 STAGE_PY = """\
 import json, os, sys, time
 from pathlib import Path
+from tabml.core.errors import ExitCode
+from tabml.core.stage import write_status  # the stage side of the exit-code contract, as stage_main does it
 name, behaviour, *rest = sys.argv[1:]
+write_status(name, None)
 ckpt = Path("ckpt") / name / "last.ckpt"
 Path("attempts").mkdir(exist_ok=True)
 attempt = {"wandb": os.environ.get("TABML_WANDB_RUN_ID"), "flow_run": os.environ.get("TABML_FLOW_RUN_ID"),
@@ -43,9 +48,10 @@ if behaviour == "hang-once" and not ckpt.exists():
     ckpt.write_text("epoch 1")
     time.sleep(60)
 if behaviour == "data-error":
-    print(f"[{name}] FAILED: data/x.csv: 3 rows have no target\\n  what to do: fill the target or drop the rows",
-          file=sys.stderr)
-    sys.exit(1)
+    message = "data/x.csv: 3 rows have no target\\n  what to do: fill the target or drop the rows"
+    print(f"[{name}] FAILED: {message}", file=sys.stderr)
+    write_status(name, ExitCode.BAD_INPUT, message)
+    sys.exit(ExitCode.BAD_INPUT)
 if behaviour == "crash":
     os._exit(3)
 if behaviour == "sleep":
@@ -53,6 +59,7 @@ if behaviour == "sleep":
 with open(f"attempts/{name}.log", "a") as fh:
     fh.write(json.dumps({"end": time.time()}) + "\\n")
 Path(f"{name}.txt").write_text(ckpt.read_text() if ckpt.exists() else "fresh")
+write_status(name, ExitCode.OK)
 """
 
 
@@ -68,7 +75,7 @@ def toy(template: Path, dest: Path, behaviour: str, *, name: str = "work", **pol
     root = copy_repo(template, dest)
     cmd = f"python stage.py {name} {behaviour}"
     write_dvc_yaml(root, {name: {"cmd": cmd, "deps": ["stage.py"], "outs": [f"{name}.txt"]}})
-    orchestration = {"stages": {name: policy}, "notify": {"log_file": "logs/failures.log"}}
+    orchestration = example_orchestration({name: policy}, notify={"log_file": "logs/failures.log"})
     (root / "params.yaml").write_text(yaml.safe_dump({"orchestration": orchestration}))
     return root
 
@@ -79,15 +86,16 @@ def attempts(root: Path, name: str = "work") -> list[dict]:
 
 
 def test_retry_waits_grow_by_the_backoff_and_reach_prefect() -> None:
-    policy = StagePolicy(retries=3, retry_delay_seconds=5, retry_backoff=3)
+    policy = StagePolicy(retries=3, retry_delay_seconds=5, retry_backoff=3, timeout_seconds=None)
     assert policy.retry_delays() == [5, 15, 45]
     task = _as_task(run_stage, "train", policy)
     assert (task.name, task.retries, task.retry_delay_seconds) == ("train", 3, [5, 15, 45])
-    assert StagePolicy().retry_delays() == [] and _as_task(run_stage, "x", StagePolicy()).retries == 0
+    none = StagePolicy(retries=0, retry_delay_seconds=5, retry_backoff=2, timeout_seconds=None)
+    assert none.retry_delays() == [] and _as_task(run_stage, "x", none).retries == 0
 
 
 def test_publishing_is_on_for_deployment_runs_off_for_manual_ones_unless_asked() -> None:
-    orchestration = OrchestrationParams()
+    orchestration = OrchestrationParams.model_validate(example_orchestration())
     assert should_publish(None, from_deployment=True, orchestration=orchestration)
     assert not should_publish(None, from_deployment=False, orchestration=orchestration)
     assert should_publish(True, from_deployment=False, orchestration=orchestration)
@@ -138,10 +146,10 @@ def test_a_reported_data_error_is_never_retried_and_is_notified_to_log_and_webho
     assert SECRET_URL_PART not in notice
 
 
-def test_validation_is_never_retried_even_when_it_crashes(
+def test_a_stage_whose_params_say_no_retries_is_not_retried_even_when_it_crashes(
     use_prefect_api: PrefectServer, toy_template: Path, tmp_path: Path
 ) -> None:
-    root = toy(toy_template, tmp_path / "toy", "crash", name="validate", retries=3, retry_delay_seconds=0)
+    root = toy(toy_template, tmp_path / "toy", "crash", name="validate", retries=0, retry_delay_seconds=0)
     with pytest.raises(StageFailedError, match="stage 'validate' failed"):
         training_pipeline(root=str(root))
     assert len(attempts(root, "validate")) == 1
@@ -188,11 +196,12 @@ def test_two_runs_started_together_on_one_workspace_run_one_after_the_other(
 def test_overrides_and_the_data_source_are_written_to_params_before_the_run(
     use_prefect_api: PrefectServer, tmp_path: Path
 ) -> None:
-    from tests.conftest import PROJECT
 
     (tmp_path / "toy").mkdir()
     root = build_toy_template(tmp_path / "toy")
-    (root / "params.yaml").write_text((PROJECT / "params.yaml").read_text())
+    params = yaml.safe_load(EXAMPLE_PARAMS.read_text())
+    params["orchestration"]["stages"] = {"echo": {"retries": 0}}  # the flow's steps are this dvc.yaml's
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     echo = "import yaml\np = yaml.safe_load(open('params.yaml'))\nprint(p['data']['path'], p['train']['lr'])\n"
     (root / "echo.py").write_text(echo)
     stage = {"cmd": "python echo.py > used.txt", "params": ["data.path", "train.lr"], "outs": ["used.txt"]}
@@ -217,9 +226,21 @@ def test_train_checkpoints_are_no_dvc_output_so_dvc_leaves_them_for_a_retry() ->
     from tabml.core.params import load_params
     from tests.conftest import PROJECT
 
-    checkpoints = (PROJECT / load_params(PROJECT / "params.yaml").train.checkpoint_dir).resolve()
+    checkpoints = (PROJECT / load_params(EXAMPLE_PARAMS).train.checkpoint_dir).resolve()
     with Repo(str(PROJECT), uninitialized=True) as repo:
         outs = [Path(out.fs_path).resolve() for out in repo.index.outs]
     assert outs, "DVC sees no outputs in dvc.yaml"
     clashes = [out for out in outs if checkpoints == out or out in checkpoints.parents or checkpoints in out.parents]
     assert not clashes, f"train.checkpoint_dir overlaps DVC outputs {clashes}: DVC deletes them before a rerun"
+
+
+def test_a_policy_for_a_stage_the_flow_does_not_have_is_a_params_error(
+    use_prefect_api: PrefectServer, toy_template: Path, tmp_path: Path
+) -> None:
+    root = toy(toy_template, tmp_path / "toy", "ok")
+    edited = yaml.safe_load((root / "params.yaml").read_text())
+    edited["orchestration"]["stages"]["wrok"] = {"retries": 1}  # a typo of the stage `work`
+    (root / "params.yaml").write_text(yaml.safe_dump(edited))
+    with pytest.raises(ParamsError, match=r"orchestration\.stages names no step of this flow: \['wrok'\]"):
+        training_pipeline(root=str(root))
+    assert not (root / "attempts").exists()  # nothing ran

@@ -16,10 +16,11 @@ import pytest
 import yaml
 
 from flows.deploy import DeployError, deployment_parameters, main, require_server, trigger_parameters
-from tabml.core.params import DeploymentParams
+from tabml.core.ops_params import DeploymentParams
 from tabml.tracking.runs import wandb_run_id
 from tests.conftest import dvc, make_workspace
 from tests.flows.conftest import PrefectServer, client_env, started
+from tests.workspace import EXAMPLE_PARAMS, example_orchestration
 
 RUN_TIMEOUT_SECONDS = 300
 STAGES = ["ingest", "validate", "preprocess", "train", "evaluate", "register"]
@@ -56,7 +57,13 @@ def scheduled_starts(api: httpx.Client, deployment_id: str, timeout: float = 90)
 
 
 def test_deployment_parameters_point_the_run_at_the_project() -> None:
-    d = DeploymentParams(params_overrides=["train.lr=0.003"], data_path="data/landing/new.csv")
+    d = DeploymentParams.model_validate(
+        {
+            **example_orchestration()["deployment"],
+            "params_overrides": ["train.lr=0.003"],
+            "data_path": "data/landing/new.csv",
+        }
+    )
     params = deployment_parameters(Path("/srv/tabml"), d)
     assert params == {
         "root": "/srv/tabml",
@@ -85,7 +92,8 @@ def test_triggering_a_deployment_that_does_not_exist_says_deploy_first(
 ) -> None:
     root = tmp_path / "project"
     root.mkdir()
-    (root / "params.yaml").write_text(yaml.safe_dump({"orchestration": {"deployment": {"name": "nope"}}}))
+    orchestration = example_orchestration(deployment={"name": "nope"})
+    (root / "params.yaml").write_text(yaml.safe_dump({"orchestration": orchestration}))
     assert main(["--root", str(root), "trigger"]) == 1
     assert "no deployment 'training-pipeline/nope' on this server" in capsys.readouterr().err
 
@@ -93,11 +101,10 @@ def test_triggering_a_deployment_that_does_not_exist_says_deploy_first(
 def test_deploy_refuses_an_override_that_would_fail_every_run(
     use_prefect_api: PrefectServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.conftest import PROJECT
 
     root = tmp_path / "project"
     root.mkdir()
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params = yaml.safe_load((EXAMPLE_PARAMS).read_text())
     params["orchestration"]["deployment"].update(name="bad-override", params_overrides=["train.lr=-1"])
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     assert main(["--root", str(root), "deploy"]) == 1
@@ -113,7 +120,7 @@ def test_deploy_then_trigger_from_the_command_line_passes_the_run_its_parameters
     root = tmp_path / "project"
     (root / "flows").mkdir(parents=True)
     shutil.copy(PROJECT / "flows" / "pipeline.py", root / "flows" / "pipeline.py")
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params = yaml.safe_load((EXAMPLE_PARAMS).read_text())
     params["orchestration"]["deployment"].update(name="cli", work_pool="tabml-cli", cron=None)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     assert main(["--root", str(root), "deploy"]) == 0

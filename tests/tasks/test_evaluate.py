@@ -6,20 +6,21 @@ import pytest
 import torch
 import yaml
 
-from tabml.core.errors import StageError
+from tabml.core.errors import ExitCode, StageError
 from tabml.core.params import load_params
 from tabml.data.preprocessing import SplitArrays
 from tabml.data.processed import save_split, split_path
 from tabml.training.model import ModelConfig, TabularNet
 from tabml.training.trained_model import save_model
 from tasks import evaluate
+from tests.workspace import EXAMPLE_PARAMS
 
-PROJECT_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 CARDINALITY = 4
+STATE = {"target": "y", "id_column": None, "input_schema": [], "numeric": [], "categorical": [], "clip": 5.0}
 STATES = {
-    "binary": {"task": "binary", "labels": ["good", "bad"], "target_mean": 0.0, "target_std": 1.0},
-    "multiclass": {"task": "multiclass", "labels": ["a", "b", "c"], "target_mean": 0.0, "target_std": 1.0},
-    "regression": {"task": "regression", "labels": None, "target_mean": 50.0, "target_std": 10.0},
+    "binary": {**STATE, "task": "binary", "labels": ["good", "bad"], "target_mean": 0.0, "target_std": 1.0},
+    "multiclass": {**STATE, "task": "multiclass", "labels": ["a", "b", "c"], "target_mean": 0.0, "target_std": 1.0},
+    "regression": {**STATE, "task": "regression", "labels": None, "target_mean": 50.0, "target_std": 10.0},
 }
 
 
@@ -59,7 +60,7 @@ def _project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task: str, n_test:
     )
     save_model(TabularNet(config), tmp_path / "models/train")
 
-    raw = yaml.safe_load(PROJECT_PARAMS.read_text())
+    raw = yaml.safe_load(EXAMPLE_PARAMS.read_text())
     raw["data"]["task"] = task
     raw["preprocess"]["out_dir"] = "data/processed"
     raw["train"]["out_dir"] = "models/train"
@@ -190,7 +191,7 @@ def test_single_class_test_split_fails_clearly(
     with pytest.raises(StageError, match=r"test split.*class index\(es\) \[1\]") as err:
         evaluate.run(load_params(Path("params.yaml")))
     assert "preprocess.test_size" in err.value.todo
-    assert evaluate.main([]) == 1
+    assert evaluate.main([]) == ExitCode.BAD_INPUT
     assert "[evaluate] FAILED" in capsys.readouterr().err
     assert not Path("reports/metrics.json").exists()
 

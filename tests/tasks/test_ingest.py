@@ -3,17 +3,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
+from tabml.core.errors import ExitCode
 from tabml.core.params import load_params
 from tasks import ingest
-from tests.conftest import PROJECT, edit_params
+from tests.conftest import edit_params
+from tests.workspace import EXAMPLE_PARAMS, EXAMPLE_TABLE
 
 
 @pytest.fixture
 def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copy(PROJECT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(EXAMPLE_PARAMS, tmp_path / "params.yaml")
     (tmp_path / "data/landing").mkdir(parents=True)
-    shutil.copy(PROJECT / "data/landing/credit.csv", tmp_path / "data/landing/credit.csv")
+    shutil.copy(EXAMPLE_TABLE, tmp_path / "data/landing/credit.csv")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -26,13 +29,13 @@ def point_at(root: Path, name: str, content: bytes) -> None:
 def test_example_table_becomes_a_parquet_snapshot(here: Path) -> None:
     assert ingest.main([]) == 0
     snapshot = pd.read_parquet(here / "data/snapshot/table.parquet")
-    original = pd.read_csv(PROJECT / "data/landing/credit.csv")
+    original = pd.read_csv(EXAMPLE_TABLE)
     assert snapshot.shape == original.shape == (4454, 14)
     assert list(snapshot.columns) == list(original.columns)
 
 
 def test_parquet_landing_table_is_read_too(here: Path) -> None:
-    pd.read_csv(PROJECT / "data/landing/credit.csv").to_parquet(here / "t.parquet")
+    pd.read_csv(EXAMPLE_TABLE).to_parquet(here / "t.parquet")
     edit_params(here, data={"path": "t.parquet"})
     assert ingest.main([]) == 0
 
@@ -61,7 +64,7 @@ def test_bad_files_fail_with_the_file_and_the_fix(
         edit_params(here, data={"path": name})
     else:
         point_at(here, name, content)
-    assert ingest.main([]) == 1
+    assert ingest.main([]) == ExitCode.BAD_INPUT
     err = capsys.readouterr().err
     assert f"[ingest] FAILED: {name}" in err and message in err and "what to do:" in err
     assert not (here / "data/snapshot/table.parquet").exists()
@@ -69,6 +72,18 @@ def test_bad_files_fail_with_the_file_and_the_fix(
 
 def test_target_not_in_table_lists_the_columns(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
     edit_params(here, data={"target": "status"})
-    assert ingest.main([]) == 1
+    assert ingest.main([]) == ExitCode.BAD_INPUT
     err = capsys.readouterr().err
     assert "data.target='status'" in err and "'Status'" in err
+
+
+def test_every_key_that_names_a_column_is_checked_against_the_table(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = yaml.safe_load((here / "params.yaml").read_text())
+    raw["validate"]["drift"]["columns"] = {"Incme": "warn"}
+    raw["evaluate"]["slices"] = {"credit": ["Home", "Jobs"]}
+    (here / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert ingest.main([]) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert "validate.drift.columns.Incme='Incme'" in err and "evaluate.slices.credit[1]='Jobs'" in err

@@ -6,18 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tabml.core.errors import ExitCode
 from tabml.core.params import load_params
 from tabml.data.processed import load_split
 from tasks import preprocess
-from tests.conftest import PROJECT, edit_params
+from tests.conftest import edit_params
 from tests.synthetic_tables import regression_table
+from tests.workspace import EXAMPLE_PARAMS, EXAMPLE_TABLE
 
 
 @pytest.fixture
 def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copy(PROJECT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(EXAMPLE_PARAMS, tmp_path / "params.yaml")
     (tmp_path / "data/snapshot").mkdir(parents=True)
-    pd.read_csv(PROJECT / "data/landing/credit.csv").to_parquet(tmp_path / "data/snapshot/accepted.parquet")
+    pd.read_csv(EXAMPLE_TABLE).to_parquet(tmp_path / "data/snapshot/accepted.parquet")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -52,7 +54,7 @@ def test_regression_rows_without_target_are_dropped_and_counted(here: Path) -> N
 def test_no_usable_feature_is_a_clear_error(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pd.DataFrame({"y": ["a", "b"] * 50, "const": 1}).to_parquet(here / "data/snapshot/accepted.parquet")
     edit_params(here, data={"target": "y", "positive_class": "a"})
-    assert preprocess.main([]) == 1
+    assert preprocess.main([]) == ExitCode.BAD_INPUT
     assert "no usable feature columns" in capsys.readouterr().err
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tabml.core.errors import StageError
+from tabml.core.errors import ExitCode, StageError
 from tabml.core.params import Params, load_params
 from tabml.registry import champion
 from tabml.registry import store as registry
@@ -179,7 +179,7 @@ def test_the_same_model_again_is_not_significant(project: Path) -> None:
 
 def test_failing_a_threshold_or_a_baseline_registers_nothing(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     params = evaluated(project, params_of(project, thresholds={"binary": {"auroc": 0.99}}))
-    assert register.main(["--params", "params.yaml"]) == 1
+    assert register.main(["--params", "params.yaml"]) == ExitCode.BAD_INPUT
     err = capsys.readouterr().err
     assert "[register] FAILED" in err and "< minimum 0.99" in err and "register.thresholds" in err
     rec = record(project)

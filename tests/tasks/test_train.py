@@ -14,23 +14,25 @@ import pandas as pd
 import pytest
 import torch
 
+from tabml.core.errors import ExitCode
 from tabml.core.params import load_params
 from tabml.data.processed import load_split
 from tabml.training.trained_model import load_model, predict
 from tasks import preprocess, train
-from tests.conftest import FAST_TRAIN, PROJECT, edit_params
+from tests.conftest import FAST_TRAIN, edit_params
+from tests.workspace import EXAMPLE_PARAMS, EXAMPLE_TABLE
 
 CPU_DDP = {"accelerator": "cpu", "devices": 2, "strategy": "ddp"}
 
 
 @pytest.fixture
 def processed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copy(PROJECT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(EXAMPLE_PARAMS, tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
     edit_params(tmp_path, train={**FAST_TRAIN, "accelerator": "cpu"})
-    snapshot = load_params().validate_.accepted_snapshot  # what preprocess reads
+    snapshot = load_params().preprocess.input  # what preprocess reads
     snapshot.parent.mkdir(parents=True)
-    pd.read_csv(PROJECT / "data/landing/credit.csv").to_parquet(snapshot)
+    pd.read_csv(EXAMPLE_TABLE).to_parquet(snapshot)
     preprocess.run(load_params())
     return tmp_path
 
@@ -199,7 +201,7 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_exactly_like_an_uni
     first_save = os.stat(checkpoints / "last.ckpt").st_mtime_ns
     preempted.send_signal(signal.SIGTERM)  # what Kubernetes, SLURM or a spot reclaim sends first
     out, _ = preempted.communicate(timeout=120)
-    assert preempted.returncode == 1 and "preempted (SIGTERM)" in out and "it resumes" in out
+    assert preempted.returncode == ExitCode.TRANSIENT and "preempted (SIGTERM)" in out and "it resumes" in out
     assert os.stat(checkpoints / "last.ckpt").st_mtime_ns > first_save  # saved at the stop, not only per epoch
 
     resumed = finish(train_process(processed))
@@ -227,7 +229,7 @@ def test_a_checkpoint_of_other_params_is_not_resumed(processed: Path, capsys: py
 
 def test_missing_processed_data_fails_with_the_path(processed: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shutil.rmtree(processed / "data/processed")
-    assert train.main([]) == 1
+    assert train.main([]) == ExitCode.BAD_INPUT
     assert "data/processed" in capsys.readouterr().err
 
 
@@ -235,5 +237,5 @@ def test_a_spawn_strategy_is_refused_with_the_supported_ones(
     processed: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     edit_params(processed, train={"strategy": "ddp_spawn"})
-    assert train.main([]) == 1
+    assert train.main([]) == ExitCode.BAD_INPUT
     assert "train.strategy" in capsys.readouterr().err

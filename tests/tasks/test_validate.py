@@ -19,9 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tabml.core.errors import StageError
+from tabml.core.errors import ExitCode, StageError
 from tabml.core.params import load_params
 from tasks.validate import main, run
+from tests.workspace import EXAMPLE_PARAMS, EXAMPLE_TABLE
 
 PROJECT = Path(__file__).resolve().parents[2]
 SNAPSHOT = Path("data/snapshot/table.parquet")
@@ -33,16 +34,17 @@ DOCS = Path("reports/validation.html")
 
 def write_params(root: Path, **data: Any) -> Path:
     """The project's params.yaml, pointed at a tiny `toy` table inside `root`."""
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params = yaml.safe_load((EXAMPLE_PARAMS).read_text())
     params["data"].update({
         "name": "toy", "path": "data/landing/toy.csv", "target": "label", "task": "binary",
         "positive_class": "bad", "id_column": "id", **data,
     })  # fmt: skip
     params["ingest"].update({"snapshot": str(SNAPSHOT), "report": "reports/ingest.json"})
     params["validate"].update({
-        "report": str(REPORT), "data_docs": str(DOCS), "accepted_snapshot": str(ACCEPTED),
+        "report": str(REPORT), "data_docs": str(DOCS),
         "quarantine_dir": "quarantine", "reference_dir": "references", "min_rows": 20,
     })  # fmt: skip
+    params["preprocess"]["input"] = str(ACCEPTED)
     params["validate"]["drift"].update({"min_rows": 500, "action": "block", "threshold": 0.25, "columns": {}})
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -142,7 +144,7 @@ def test_broken_snapshot_fails_with_readable_message(stage: Callable[..., Any], 
     assert stage(table())[0] == 0
     breaks, phrases = BROKEN[case]
     code, err, report = stage(breaks(table()))
-    assert code == 1 and not report["success"]
+    assert code == ExitCode.BAD_INPUT and not report["success"]
     assert err.startswith(f"[validate] FAILED: {SNAPSHOT}: ")
     assert "--rederive-reference" in err and "data/landing/toy.csv" in err and str(REFERENCE) in err
     for phrase in phrases:
@@ -167,13 +169,13 @@ def test_nan_stored_in_the_file_is_an_error(stage: Callable[..., Any]) -> None:
     pq.write_table(pa.table(columns), SNAPSHOT)
     code = main(["--params", "params.yaml"])
     report = json.loads(REPORT.read_text())
-    assert code == 1 and any("column 'income': 1 NaN and 0 ±inf" in e for e in report["errors"])
+    assert code == ExitCode.BAD_INPUT and any("column 'income': 1 NaN and 0 ±inf" in e for e in report["errors"])
 
 
 def test_rederive_reference_accepts_the_new_shape(stage: Callable[..., Any]) -> None:
     stage(table())
     renamed = table().rename(columns={"age": "years"})
-    assert stage(renamed)[0] == 1
+    assert stage(renamed)[0] == ExitCode.BAD_INPUT
     code, err, report = stage(renamed, "--rederive-reference")
     assert code == 0 and report["reference_created"] and report["reference_rederived"], err
     assert "years" in json.loads(REFERENCE.read_text())["columns"]
@@ -200,7 +202,7 @@ def test_user_edits_to_the_reference_are_enforced(stage: Callable[..., Any]) -> 
     reference["columns"]["age"]["max"] = 40
     REFERENCE.write_text(json.dumps(reference, indent=2))
     code, err, _ = stage(table())
-    assert code == 1 and "column 'age'" in err and "outside [" in err and ", 40]" in err
+    assert code == ExitCode.BAD_INPUT and "column 'age'" in err and "outside [" in err and ", 40]" in err
     REFERENCE.write_text('{"format_version": 1, "dataset": "toy"}')
     with pytest.raises(StageError, match=r"expectations.json: reference expectations are not valid") as caught:
         run(load_params(Path("params.yaml")))
@@ -210,21 +212,21 @@ def test_user_edits_to_the_reference_are_enforced(stage: Callable[..., Any]) -> 
 def test_real_credit_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "params.yaml"
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params = yaml.safe_load((EXAMPLE_PARAMS).read_text())
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     loaded = load_params(path)
     loaded.ingest.snapshot.parent.mkdir(parents=True)
-    pd.read_csv(PROJECT / "data/landing/credit.csv").to_parquet(loaded.ingest.snapshot, index=False)
+    pd.read_csv(EXAMPLE_TABLE).to_parquet(loaded.ingest.snapshot, index=False)
     written = run(loaded)
     report = json.loads(loaded.validate_.report.read_text())
     assert report["success"] and report["reference_created"] and report["rows"] == 4454
     p, reference_file = loaded.validate_, loaded.validate_.reference_dir / "credit" / "expectations.json"
-    assert written == [p.report, p.data_docs, reference_file, p.accepted_snapshot]
+    assert written == [p.report, p.data_docs, reference_file, loaded.preprocess.input]
     reference = json.loads(reference_file.read_text())
     assert reference["target"] == {"column": "Status", "task": "binary", "classes": ["bad", "good"]}
     assert reference["columns"]["Income"]["kind"] == "numeric" and reference["columns"]["Age"]["kind"] == "integer"
     assert len(reference["columns"]["Income"]["profile"]["cuts"]) == 9  # params.yaml: validate.drift.bins = 10
-    assert run(loaded) == [p.report, p.data_docs, p.accepted_snapshot]
+    assert run(loaded) == [p.report, p.data_docs, loaded.preprocess.input]
     assert [d["psi"] for d in json.loads(p.report.read_text())["drift"]] == [0.0] * 14  # same table: no drift
 
 
@@ -232,7 +234,11 @@ def test_a_rejected_batch_is_quarantined_and_the_accepted_snapshot_kept(stage: C
     stage(table())
     accepted = ACCEPTED.read_bytes()
     code, err, report = stage(_set("city", 5, "tokyo")(table(seed=1)))
-    assert code == 1 and ACCEPTED.read_bytes() == accepted and report["accepted_snapshot"] == str(ACCEPTED)
+    assert (
+        code == ExitCode.BAD_INPUT
+        and ACCEPTED.read_bytes() == accepted
+        and report["accepted_snapshot"] == str(ACCEPTED)
+    )
     folder = Path(report["quarantine"])
     assert folder.parent == Path("quarantine/toy") and folder.name.endswith("Z")
     assert {f.name for f in folder.iterdir()} == {
@@ -269,11 +275,11 @@ def test_rederive_from_another_table(tmp_path: Path, stage: Callable[..., Any]) 
     stage(table())
     shifted = table(seed=1).assign(income=lambda df: df["income"] + 15)
     shifted.to_csv(tmp_path / "champion_training.csv", index=False)  # e.g. what the champion was trained on
-    assert stage(shifted)[0] == 1
+    assert stage(shifted)[0] == ExitCode.BAD_INPUT
     code, err, report = stage(shifted, "--rederive-reference", "--from", "champion_training.csv")
     assert code == 0 and report["reference_rederived"], err
     assert json.loads(REFERENCE.read_text())["derived_from"] == {"snapshot": "champion_training.csv", "rows": 600}
-    assert stage(table())[0] == 1  # the old distribution now counts as drift
+    assert stage(table())[0] == ExitCode.BAD_INPUT  # the old distribution now counts as drift
 
 
 def test_from_needs_rederive(stage: Callable[..., Any]) -> None:

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tabml.core.params import ParamsError, load_params
-from tests.conftest import PROJECT
+from tabml.core.params import Params, ParamsError, load_params, workspace_problems
+from tests.workspace import EXAMPLE_PARAMS
 
 
 def write(tmp_path: Path, raw: dict) -> Path:
@@ -14,11 +14,11 @@ def write(tmp_path: Path, raw: dict) -> Path:
 
 
 def project_params() -> dict:
-    return yaml.safe_load((PROJECT / "params.yaml").read_text())
+    return yaml.safe_load((EXAMPLE_PARAMS).read_text())
 
 
 def test_project_params_load_with_every_section_typed() -> None:
-    params = load_params(PROJECT / "params.yaml")
+    params = load_params(EXAMPLE_PARAMS)
     assert params.data.task == "binary"
     assert params.validate_.report.suffix == ".json"
     assert params.orchestration.policy("validate").retries == 0
@@ -48,3 +48,42 @@ def test_positive_class_is_read_as_the_text_in_the_file(tmp_path: Path, yaml_val
 def test_missing_file_says_where_to_run(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_keys_of_dict_valued_sections_are_checked(tmp_path: Path) -> None:
+    raw = project_params()
+    raw["register"]["thresholds"]["binary"] = {"aucroc": 0.6}
+    with pytest.raises(ParamsError, match=r"register\.thresholds\.binary: \['aucroc'\] are not binary metrics"):
+        load_params(write(tmp_path, raw))
+    raw = project_params()
+    raw["register"]["primary_metric"] = "rmse"
+    with pytest.raises(ParamsError, match=r"register\.primary_metric 'rmse' is not a binary metric"):
+        load_params(write(tmp_path, raw))
+    raw = project_params()
+    raw["register"]["champion"]["slice_tolerances"] = {"Jobb": 0.1}
+    with pytest.raises(ParamsError, match=r"slice_tolerances\.Jobb: not a slice column of 'credit'"):
+        load_params(write(tmp_path, raw))
+
+
+def test_a_slices_entry_for_a_model_line_that_exists_nowhere_is_a_typo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    raw = project_params()
+    raw["evaluate"]["slices"] = {"credti": ["Home"]}
+    params = load_params(write(tmp_path, raw))
+    (problem,) = workspace_problems(params)
+    assert problem.startswith("evaluate.slices.credti: no model line 'credti' here (data.name is 'credit'")
+    (tmp_path / "references" / "credti").mkdir(parents=True)  # another table's line: legitimate
+    assert workspace_problems(params) == []
+
+
+def test_no_tunable_has_a_default_in_code() -> None:
+    """Every value of the example's pipeline sections comes from params.yaml: drop any key and loading fails."""
+    raw = project_params()
+    for section in ("preprocess", "train", "evaluate", "register", "orchestration"):
+        for key in raw[section]:
+            trimmed = project_params()
+            del trimmed[section][key]
+            with pytest.raises(Exception, match=key):
+                Params.model_validate(trimmed)

@@ -3,9 +3,9 @@ import pandas as pd
 
 from tabml.core.params import load_params
 from tabml.data.column_types import infer_column, infer_column_kinds
-from tests.conftest import PROJECT
+from tests.workspace import EXAMPLE_PARAMS
 
-P = load_params(PROJECT / "params.yaml").preprocess
+P = load_params(EXAMPLE_PARAMS).preprocess
 
 
 def kind(name: str, values: list | pd.Series) -> str:
@@ -54,7 +54,7 @@ def test_high_cardinality_strings_stay_categorical_with_capped_levels() -> None:
 
 
 def test_roles_and_overrides_win_over_inference() -> None:
-    params = load_params(PROJECT / "params.yaml").data.model_copy(
+    params = load_params(EXAMPLE_PARAMS).data.model_copy(
         update={"target": "y", "id_column": "id", "drop_columns": ["leak"], "column_types": {"n": "categorical"}}
     )
     frame = pd.DataFrame({"y": [0, 1] * 5, "id": range(10), "leak": range(10), "n": range(10), "x": range(10)})

@@ -6,9 +6,9 @@ from tabml.data.column_types import ColumnDecision
 from tabml.data.preprocessing import fit_state, quantile_normal, transform
 from tabml.data.processed import load_state, save_state
 from tabml.data.target import TargetEncoding
-from tests.conftest import PROJECT
+from tests.workspace import EXAMPLE_PARAMS
 
-P = load_params(PROJECT / "params.yaml").preprocess.model_copy(update={"max_levels": 3, "min_level_count": 2})
+P = load_params(EXAMPLE_PARAMS).preprocess.model_copy(update={"max_levels": 3, "min_level_count": 2})
 ENC = TargetEncoding(task="binary", column="y", labels=["0", "1"])
 DECISIONS = [
     ColumnDecision("num", "numeric", ""),

@@ -4,9 +4,9 @@ import pytest
 from tabml.core.errors import StageError
 from tabml.core.params import load_params
 from tabml.data.target import encode_target, fit_target, label_text, present_rows
-from tests.conftest import PROJECT
+from tests.workspace import EXAMPLE_PARAMS
 
-DATA = load_params(PROJECT / "params.yaml").data
+DATA = load_params(EXAMPLE_PARAMS).data
 
 
 def data(**update: object):

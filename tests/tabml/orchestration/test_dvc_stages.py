@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tabml.core.dag import PipelineDefinitionError, stage_order
+from tabml.core.errors import ExitCode
 from tabml.core.params import ParamsError
 from tabml.orchestration.dvc_stages import (
-    PipelineDefinitionError,
     PipelinePlan,
     StageFailedError,
-    apply_param_overrides,
     is_retryable,
-    override_for,
     plan_pipeline,
     reproduce_stage,
-    stage_order,
 )
+from tabml.orchestration.overrides import apply_param_overrides, override_for
+from tests.workspace import EXAMPLE_PARAMS, example_orchestration
 
 TELEMETRY_OFF = {"DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
@@ -92,7 +92,7 @@ def build_toy_template(root: Path) -> Path:
     (root / "step.py").write_text(STEP_PY)
     (root / "raw.txt").write_text("raw\n")
     (root / "extra.txt").write_text("extra\n")
-    (root / "params.yaml").write_text(yaml.safe_dump({"orchestration": {"stages": {}}}))
+    (root / "params.yaml").write_text(yaml.safe_dump({"orchestration": example_orchestration()}))
     write_dvc_yaml(root, TOY_STAGES)
     return root
 
@@ -214,11 +214,22 @@ def test_failing_command_is_an_error_naming_the_stage_and_exit_code(toy: Path) -
     assert not (toy / "dvc.lock").exists()
 
 
+INTERRUPTED_STAGE = """\
+import os, signal, sys
+from tabml.core.errors import ExitCode
+from tabml.core.stage import write_status
+write_status("first", None)
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+except KeyboardInterrupt:  # what tabml.core.stage.stage_main does with Ctrl-C
+    write_status("first", ExitCode.INTERRUPTED, "interrupted")
+    sys.exit(ExitCode.INTERRUPTED)
+"""
+
+
 def test_ctrl_c_in_the_command_interrupts_instead_of_failing_so_it_is_not_retried(toy: Path) -> None:
-    interrupted = "import os, signal; os.kill(os.getpid(), signal.SIGINT)"
-    write_dvc_yaml(toy, dict(TOY_STAGES, first=dict(TOY_STAGES["first"], cmd=f'python -c "{interrupted}"')))
     with pytest.raises(KeyboardInterrupt, match="stage 'first' was interrupted"):
-        reproduce_stage(toy, "first")
+        failing(toy, INTERRUPTED_STAGE)
 
 
 def test_unknown_stage_is_an_error_naming_it(toy: Path) -> None:
@@ -261,32 +272,67 @@ def failing(toy: Path, script: str) -> StageFailedError:
     return caught.value
 
 
-def test_a_reported_data_error_is_not_retryable_however_long_the_output_after_it(toy: Path) -> None:
-    script = (
-        "import sys\n"
-        "print('[first] FAILED: raw.txt: 3 rows have no target', file=sys.stderr)\n"
-        "print('\\n'.join(f'  row {i}: missing' for i in range(500)), file=sys.stderr)\n"
-        "sys.exit(1)\n"
+REPORTING_STAGE = """\
+import sys
+from tabml.core.errors import ExitCode
+from tabml.core.stage import write_status
+write_status("first", None)
+print("[first] FAILED: raw.txt: 3 rows have no target", file=sys.stderr)
+print("\\n".join(f"  row {i}: missing" for i in range(500)), file=sys.stderr)
+write_status("first", ExitCode.{code}, "raw.txt: 3 rows have no target")
+sys.exit(ExitCode.{code})
+"""
+
+
+def test_the_stages_exit_code_decides_whether_it_is_retried(toy: Path) -> None:
+    bad_data = failing(toy, REPORTING_STAGE.replace("{code}", "BAD_INPUT"))
+    assert (bad_data.exit_code, bad_data.retryable, is_retryable(bad_data)) == (ExitCode.BAD_INPUT, False, False)
+    assert bad_data.reason == "raw.txt: 3 rows have no target" and bad_data.stderr_tail == ""  # said in one line
+    transient = failing(toy, REPORTING_STAGE.replace("{code}", "TRANSIENT"))
+    assert (transient.exit_code, transient.retryable) == (ExitCode.TRANSIENT, True)
+
+
+def test_a_crash_or_a_killed_command_is_retryable(toy: Path) -> None:
+    exc = failing(toy, "raise MemoryError('out of memory')\n")  # an unexpected exception: exit 1, no status
+    assert exc.retryable and is_retryable(exc) and "MemoryError" in exc.stderr_tail
+    killed = failing(
+        toy,
+        "import os, signal\nfrom tabml.core.stage import write_status\n"
+        "write_status('first', None)\nos.kill(os.getpid(), signal.SIGKILL)\n",
     )
-    exc = failing(toy, script)
-    assert "[first] FAILED" not in exc.stderr_tail  # scrolled out of the kept tail, still recognised
-    assert not exc.retryable and not is_retryable("first", exc)
+    assert killed.retryable and "killed" in killed.reason
 
 
-def test_a_crash_is_retryable(toy: Path) -> None:
-    exc = failing(toy, "raise MemoryError('out of memory')\n")  # an unexpected exception: exit 1, no FAILED line
-    assert exc.retryable and is_retryable("first", exc) and "MemoryError" in exc.stderr_tail
-    killed = failing(toy, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n")
-    assert killed.retryable
+def test_dvc_busy_with_another_repro_is_transient(toy: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from dvc.repo import Repo, lock_repo\nimport sys, time\n"
+            "with Repo('.') as r, lock_repo(r):\n    print('locked', flush=True); time.sleep(60)\n",
+        ],
+        cwd=toy,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StageFailedError) as caught:
+            reproduce_stage(toy, "first")
+        assert caught.value.retryable and caught.value.exit_code is None
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
 
 
-def test_retry_policy_for_other_failures() -> None:
-    crash = StageFailedError("validate", "exited with 3", retryable=True)
-    assert not is_retryable("validate", crash)  # validation is never retried, whatever happened
-    assert is_retryable("train", TimeoutError("timed out"))
-    assert not is_retryable("train", PipelineDefinitionError("bad dvc.yaml"))
-    assert not is_retryable("train", KeyboardInterrupt())
-    assert not is_retryable("first", StageFailedError("first", "missing data 'raw.txt'"))  # DVC refused the stage
+def test_retry_policy_for_other_failures(toy: Path) -> None:
+    assert is_retryable(TimeoutError("timed out"))
+    assert not is_retryable(PipelineDefinitionError("bad dvc.yaml"))
+    assert not is_retryable(KeyboardInterrupt())
+    (toy / "raw.txt").unlink()  # DVC refuses the stage itself: its dependency is missing
+    with pytest.raises(StageFailedError) as caught:
+        reproduce_stage(toy, "first")
+    assert not caught.value.retryable and "raw.txt" in caught.value.reason
 
 
 # --- parameter overrides, as `dvc exp run -S` -----------------------------------------------------------
@@ -294,7 +340,7 @@ def test_retry_policy_for_other_failures() -> None:
 
 @pytest.fixture
 def project_params(tmp_path: Path) -> Path:
-    shutil.copy(Path(__file__).resolve().parents[3] / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(EXAMPLE_PARAMS, tmp_path / "params.yaml")
     return tmp_path
 
 

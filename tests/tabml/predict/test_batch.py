@@ -13,14 +13,15 @@ from tabml.core.params import Params
 from tabml.predict import batch as predict
 from tabml.registry.index import RegistryError
 from tasks import register
-from tests.registry_project import PROJECT, build_project, evaluated
+from tests.registry_project import build_project, evaluated
+from tests.workspace import EXAMPLE_TABLE
 
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
     """credit with a `loan_id` id column; v1 (weak) production, v2 (weak again) staging."""
     root = tmp_path_factory.mktemp("predict") / "credit"
-    table = pd.read_csv(PROJECT / "data/landing/credit.csv")
+    table = pd.read_csv(EXAMPLE_TABLE)
     table.insert(0, "loan_id", [f"L{i:05d}" for i in range(len(table))])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WANDB_MODE", "disabled")
@@ -32,7 +33,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
 
 
 def new_rows(n: int = 25) -> pd.DataFrame:
-    frame = pd.read_csv(PROJECT / "data/landing/credit.csv").tail(n).drop(columns=["Status"])
+    frame = pd.read_csv(EXAMPLE_TABLE).tail(n).drop(columns=["Status"])
     frame.insert(0, "loan_id", [f"N{i}" for i in range(n)])
     return frame.sample(frac=1, random_state=0)  # any row order comes back in the same order
 

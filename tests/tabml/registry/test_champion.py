@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from tabml.core.params import Params
-from tabml.evaluation.scorer import Scorer, frozen_test_frame, load_scorer
+from tabml.data.processed import read_state, split_rows
+from tabml.data.snapshot import read_accepted
+from tabml.evaluation.scorer import Scorer, load_scorer
 from tabml.evaluation.slices import slice_groups
 from tabml.registry.champion import champion_evidence, compare, production_scorer
 from tabml.registry.gate import ChampionEvidence, ChampionUnavailable
@@ -21,8 +23,12 @@ def credit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
 
 def scorer(root: Path, params: Params, features: str) -> Scorer:
     model = fit_model(root, params, features)
-    (root / "m.json").write_text(json.dumps({"threshold": 0.4}))
-    return load_scorer(model, root / params.preprocess.out_dir / "preprocess_state.json", root / "m.json")
+    return load_scorer(model, read_state(root / params.preprocess.out_dir), 0.4)
+
+
+def frozen_test_frame(params: Params, root: Path):  # noqa: ANN201
+    table = read_accepted(root / params.preprocess.input)
+    return split_rows(root / params.preprocess.out_dir, table, "test", params.preprocess.input)
 
 
 def test_both_models_are_scored_on_the_raw_rows_with_their_own_state(credit: tuple[Path, Params]) -> None:
@@ -62,6 +68,7 @@ def test_no_production_or_an_unreadable_production_package(credit: tuple[Path, P
     model = root / params.train.out_dir
     old_state = tmp_path / "preprocess_state.json"
     old_state.write_text(json.dumps({"task": "binary", "numeric": [{"name": "Age"}]}))  # an older format
+    (root / "m.json").write_text(json.dumps({"threshold": 0.4}))
     files = {
         "model.safetensors": model / "model.safetensors",
         "model_config.json": model / "model_config.json",

@@ -1,19 +1,17 @@
 import json
 import math
-from pathlib import Path
 
 import pytest
 
+from tabml.core.metric_names import improvement
 from tabml.core.params import RegisterParams, load_params
 from tabml.evaluation.bootstrap import PairedInterval
-from tabml.evaluation.metric_names import improvement
 from tabml.registry.gate import Candidate, ChampionEvidence, ChampionUnavailable, SliceComparison, gate
-
-PROJECT_PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
+from tests.workspace import EXAMPLE_PARAMS
 
 
 def register_params(**changes: object) -> RegisterParams:
-    p = load_params(PROJECT_PARAMS).register_
+    p = load_params(EXAMPLE_PARAMS).register_
     champion = changes.pop("champion", {})
     return p.model_copy(update={**changes, "champion": p.champion.model_copy(update=champion)})
 

@@ -9,8 +9,8 @@ import yaml
 from tabml.core.params import Params, load_params
 from tabml.core.redact import redact, redact_text
 from tabml.registry.lineage import build_lineage, collect_lineage, git_state, library_versions
+from tests.workspace import EXAMPLE_PARAMS
 
-PROJECT_PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
 DVC_LOCK = {
     "schema": "2.0",
     "stages": {
@@ -42,7 +42,7 @@ def repo_with_lock(root: Path) -> Path:
     git(root, "config", "user.name", "Lineage Test")
     git(root, "config", "user.email", "lineage@example.invalid")
     (root / "dvc.lock").write_text(yaml.safe_dump(DVC_LOCK))
-    (root / "params.yaml").write_text(PROJECT_PARAMS.read_text())
+    (root / "params.yaml").write_text(EXAMPLE_PARAMS.read_text())
     git(root, "add", "-A")
     git(root, "commit", "-qm", "init")
     return root
@@ -50,7 +50,7 @@ def repo_with_lock(root: Path) -> Path:
 
 @pytest.fixture
 def params() -> Params:
-    return load_params(PROJECT_PARAMS)
+    return load_params(EXAMPLE_PARAMS)
 
 
 @pytest.mark.parametrize(

@@ -200,7 +200,8 @@ def test_rollback_walks_back_through_previous_production_versions() -> None:
 
 
 def cli(*args: str, reg: Path) -> int:
-    return registry_cli.main(["--params", "absent.yaml", "--registry-dir", str(reg), "--name", NAME, "--lock-timeout", "5", *args])
+    where = ["--params", "absent.yaml", "--registry-dir", str(reg), "--name", NAME, "--lock-timeout", "5"]
+    return registry_cli.main([*where, *args])
 
 
 def test_cli_list_show_promote_rollback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from tabml.report.__main__ import main
-from tests.conftest import PROJECT
 from tests.tabml.report.test_runs import write_version
+from tests.workspace import EXAMPLE_PARAMS
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """params.yaml and a registry holding credit v1 (archived) and v2 (production)."""
-    shutil.copy(PROJECT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(EXAMPLE_PARAMS, tmp_path / "params.yaml")
     registry = tmp_path / "registry"
     entries = [write_version(registry, 1, 0.81, "archived"), write_version(registry, 2, 0.84, "production")]
     (registry / "credit" / "index.json").write_text(json.dumps({"name": "credit", "versions": entries}))

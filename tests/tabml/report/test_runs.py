@@ -61,7 +61,7 @@ def test_a_run_is_read_from_the_paths_its_own_params_name() -> None:
 def test_a_run_with_no_files_is_empty_with_notes_not_an_error() -> None:
     run = read_run("bare", "commit", reader({}))
     assert run.test == {} and run.history == [] and run.curves == {}
-    assert "no metrics (reports/metrics.json)" in run.notes
+    assert "no metrics (its path is not in this run's params.yaml)" in run.notes  # no path of our own is guessed
 
 
 def test_flatten_and_history_parsing() -> None:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tabml.core.params import TrackingParams
+from tabml.core.ops_params import TrackingParams
 from tabml.tracking.model_registry import link_to_model_registry, run_id_of
 
 

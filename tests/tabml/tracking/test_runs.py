@@ -13,17 +13,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tabml.core.params import TrackingParams, load_params
+from tabml.core.ops_params import TrackingParams
+from tabml.core.params import Params, load_params
 from tabml.tracking import runs as tracking
 from tabml.tracking import stage_reports
 from tabml.tracking.runs import experiment_group, init_run, resume_run_id, tracking_dir
 from tabml.tracking.stage_reports import evaluation_summary, registration_summary, track_stage
 from tabml.tracking.sync import find_offline_runs
-from tests.conftest import PROJECT
+from tabml.training.trained_model import recorded_run_id
+from tasks.evaluate import charts_of
 from tests.tabml.tracking.fake_wandb import fake_wandb_server
+from tests.workspace import EXAMPLE_PARAMS
 
 FAKE_KEY = "k" * 40  # wandb wants a 40-character key; the fake server accepts any
 
@@ -48,9 +52,9 @@ def test_later_stages_join_the_flow_run_else_the_run_train_recorded(
 ) -> None:
     info = tmp_path / "run_info.json"
     info.write_text(json.dumps({"wandb_run_id": "from-train"}))
-    assert resume_run_id(info) == "from-train"
+    assert resume_run_id(recorded_run_id(tmp_path)) == "from-train"
     monkeypatch.setenv(tracking.RUN_ID_ENV, "from-flow")
-    assert resume_run_id(info) == "from-flow"
+    assert resume_run_id(recorded_run_id(tmp_path)) == "from-flow"
 
 
 @pytest.mark.parametrize("content", [None, "not json", json.dumps({"wandb_run_id": None}), json.dumps([1])])
@@ -58,7 +62,7 @@ def test_without_a_recorded_id_a_later_stage_starts_a_fresh_run(tmp_path: Path, 
     info = tmp_path / "run_info.json"
     if content is not None:
         info.write_text(content)
-    first, second = resume_run_id(info), resume_run_id(info)
+    first, second = resume_run_id(recorded_run_id(tmp_path)), resume_run_id(recorded_run_id(tmp_path))
     assert len(first) == 8 and first != second
 
 
@@ -144,7 +148,7 @@ def test_a_tracking_failure_never_fails_the_stage(tmp_path: Path, monkeypatch: p
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(stage_reports, "init_run", broken)
     with pytest.warns(UserWarning, match="the evaluate reports were not tracked .*wandb exploded"):
-        track_stage(load_params(PROJECT / "params.yaml"), "evaluate")
+        track_stage(load_params(EXAMPLE_PARAMS).tracking, "evaluate", None, {"dataset": "credit"}, {"test/auroc": 0.8})
 
 
 # ---- uploading offline runs --------------------------------------------------------------------------------
@@ -175,16 +179,31 @@ def write_stage_outputs(root: Path, run_id: str) -> None:
 
 def sync(root: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "WANDB_BASE_URL": url, "WANDB_API_KEY": FAKE_KEY}
-    command = [sys.executable, "-m", "tabml.tracking.sync", "--params", str(PROJECT / "params.yaml"), *args]
+    command = [sys.executable, "-m", "tabml.tracking.sync", "--params", str(EXAMPLE_PARAMS), *args]
     return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
+def evaluate_and_register_track(params: Params, root: Path) -> None:
+    """What tasks/evaluate.py and tasks/register.py send, from the outputs `write_stage_outputs` left."""
+
+    def read(path: str) -> Any:
+        return json.loads((root / path).read_text())
+
+    run_id = recorded_run_id(root / "models/train")
+    plots = {p.name: json.loads(p.read_text()) for p in (root / "reports/evaluate/plots").glob("*.json")}
+    summary = evaluation_summary(read("reports/metrics.json"), read("reports/validation.json"))
+    track_stage(params.tracking, "evaluate", run_id, {"dataset": "credit"}, summary, charts_of(plots))
+    time.sleep(1.1)
+    summary = registration_summary(read("reports/registration.json"))
+    track_stage(params.tracking, "register", run_id, {"dataset": "credit"}, summary)
+
+
 def test_one_pipeline_run_uploads_as_one_wandb_run_and_a_second_sync_uploads_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    params = load_params(PROJECT / "params.yaml")
+    params = load_params(EXAMPLE_PARAMS)
     run_id = "pipe0001"
     # train's part: curves and the model artifact (what tasks/train.py does through these functions)
     run = init_run(params.tracking, run_id, "train", {"dataset": "credit"})
@@ -195,9 +214,7 @@ def test_one_pipeline_run_uploads_as_one_wandb_run_and_a_second_sync_uploads_not
     tracking.log_model_artifact(run, tmp_path / "models/train", "credit")
     tracking.finish_run(run)
     time.sleep(1.1)  # offline folders are named to the second: keep the parts' start order unambiguous
-    track_stage(params, "evaluate")
-    time.sleep(1.1)
-    track_stage(params, "register")
+    evaluate_and_register_track(params, tmp_path)
     parts = find_offline_runs(tmp_path / ".wandb" / "wandb")
     assert [(p.run_id, p.synced) for p in parts] == [(run_id, False)] * 3
 
@@ -228,7 +245,7 @@ def test_an_unreachable_server_leaves_runs_pending_for_the_next_sync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    run = init_run(load_params(PROJECT / "params.yaml").tracking, "pending1", "train", {"dataset": "credit"})
+    run = init_run(load_params(EXAMPLE_PARAMS).tracking, "pending1", "train", {"dataset": "credit"})
     run.log({"val_loss": 0.5})
     tracking.finish_run(run)
     failed = sync(tmp_path, f"http://127.0.0.1:{closed_port()}", "--timeout", "8")

@@ -3,11 +3,11 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from tabml.core.params import TrainParams, load_params
 from tabml.training.distributed import resolve_precision, resolve_strategy, trainer_arguments
-from tests.conftest import PROJECT
+from tests.workspace import EXAMPLE_PARAMS
 
 
 def train_params(**update: object) -> TrainParams:
-    return load_params(PROJECT / "params.yaml").train.model_copy(update=update)
+    return load_params(EXAMPLE_PARAMS).train.model_copy(update=update)
 
 
 def test_auto_precision_is_full_precision_without_a_gpu() -> None:

@@ -21,10 +21,11 @@ from tabml.training.resume import (
     prepare_checkpoint_dir,
 )
 from tabml.training.system import TabularSystem
-from tests.conftest import PROJECT
+from tests.workspace import EXAMPLE_PARAMS
 
 NET = {"kind": "mlp", "n_numeric": 3, "cardinalities": [4], "hidden_sizes": [8], "dropout": 0.1}
 NET |= {"embedding_dim": 2, "output_dim": 1}
+OPTIMISER = {"lr": 1e-3, "weight_decay": 1e-4, "lr_plateau_factor": 0.5, "lr_plateau_patience": 3}
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def new_id() -> str:
 
 
 def test_the_fingerprint_follows_data_and_what_shapes_training_but_not_where_it_runs(processed: Path) -> None:
-    p = load_params(PROJECT / "params.yaml").train
+    p = load_params(EXAMPLE_PARAMS).train
     base = fingerprint(processed, p)
     moved = p.model_copy(update={"devices": 8, "num_nodes": 4, "strategy": "ddp", "checkpoint_dir": Path("x")})
     assert fingerprint(processed, moved) == base
@@ -110,7 +111,9 @@ def tiny_fit(tmp_path: Path, callbacks: list[L.Callback], max_epochs: int = 2, *
         callbacks=callbacks,
         **trainer,  # type: ignore[arg-type]
     )
-    fit.fit(TabularSystem(NET, "binary"), datamodule=TabularDataModule(tables, 20, 1000, 0, steps_per_call=2))
+    fit.fit(
+        TabularSystem(NET, "binary", **OPTIMISER), datamodule=TabularDataModule(tables, 20, 1000, 0, steps_per_call=2)
+    )
     return fit
 
 

@@ -7,6 +7,7 @@ from tabml.training.system import TabularSystem
 
 NET = {"kind": "mlp", "n_numeric": 3, "cardinalities": [4], "hidden_sizes": [8], "dropout": 0.1}
 NET |= {"embedding_dim": 2, "output_dim": 1}
+OPTIMISER = {"lr": 1e-3, "weight_decay": 1e-4, "lr_plateau_factor": 0.5, "lr_plateau_patience": 3}
 
 
 def tables(n: int = 300) -> dict[str, TensorTable]:
@@ -21,7 +22,7 @@ def tables(n: int = 300) -> dict[str, TensorTable]:
 
 def fit(steps_per_call: int, epochs: int = 2) -> tuple[TabularSystem, L.Trainer]:
     L.seed_everything(0, verbose=False)
-    system = TabularSystem(NET, "binary", lr=0.01)
+    system = TabularSystem(NET, "binary", **{**OPTIMISER, "lr": 0.01})
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=epochs,
@@ -55,12 +56,12 @@ def test_epoch_metrics_cover_every_validation_row_and_the_scheduler_is_stepped()
 
 
 def test_the_running_train_loss_travels_in_checkpoints() -> None:
-    system = TabularSystem(NET, "binary")
+    system = TabularSystem(NET, "binary", **OPTIMISER)
     system.running.add(torch.tensor(0.5), 10)
     system.last_val_rows = 300
     checkpoint: dict[str, object] = {}
     system.on_save_checkpoint(checkpoint)
-    restored = TabularSystem(NET, "binary")
+    restored = TabularSystem(NET, "binary", **OPTIMISER)
     restored.on_load_checkpoint(checkpoint)
     assert (
         restored.last_val_rows == 300

@@ -16,7 +16,6 @@ from tabml.validation.reference import Reference, column_kind, derive_reference,
 LIMITS = ValidateParams(
     report=Path("reports/validation.json"),
     data_docs=Path("reports/validation.html"),
-    accepted_snapshot=Path("data/snapshot/accepted.parquet"),
     quarantine_dir=Path("quarantine"),
     reference_dir=Path("references"),
     min_rows=4,

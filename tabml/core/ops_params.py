@@ -1,0 +1,100 @@
+"""The operational sections of params.yaml: W&B tracking and how the Prefect flows run (retries, locks, publishing,
+notices, the deployment). Every value lives in params.yaml; nothing here has a default of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrackingParams(Section):
+    project: str
+    mode: Literal["offline", "online", "disabled"]
+    dir: Path
+
+
+class StagePolicy(Section):
+    """Retries and timeout of one flow step (a dvc.yaml stage, or `publish`)."""
+
+    retries: int = Field(ge=0)
+    retry_delay_seconds: float = Field(ge=0)
+    retry_backoff: float = Field(ge=1)  # each wait is this many times the one before
+    timeout_seconds: float | None = Field(gt=0)  # null: no timeout
+
+    def retry_delays(self) -> list[float]:
+        """Seconds to wait before each retry: 5, 10, 20, ... for delay 5 and backoff 2."""
+        return [self.retry_delay_seconds * self.retry_backoff**attempt for attempt in range(self.retries)]
+
+
+class StageOverride(Section):
+    """What one stage changes of `orchestration.stage_defaults`."""
+
+    retries: int | None = Field(default=None, ge=0)
+    retry_delay_seconds: float | None = Field(default=None, ge=0)
+    retry_backoff: float | None = Field(default=None, ge=1)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+
+
+class PublishParams(Section):
+    """After a successful run: `dvc push`, then dvc.lock and the git-tracked reports on a run branch."""
+
+    scheduled: bool  # runs started from the deployment
+    manual: bool  # `python -m flows.pipeline` / `make run` (--publish turns it on for one run)
+    remote: str | None  # DVC remote name; null = the default remote
+    branch_prefix: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*/$")
+
+
+class NotifyParams(Section):
+    """Where a failed run is reported. The webhook URL is a secret: only the name of its variable lives here."""
+
+    log_file: Path
+    webhook_url_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    webhook_timeout_seconds: float = Field(gt=0)
+
+
+class DeploymentParams(Section):
+    """The scheduled deployment of the pipeline flow (`python -m flows.deploy deploy`)."""
+
+    name: str
+    work_pool: str
+    work_pool_type: str  # process | docker | kubernetes | ...
+    cron: str | None  # null = no schedule: runs only when triggered
+    timezone: str
+    concurrency_limit: int = Field(ge=1)  # runs beyond the limit wait in the queue
+    force: bool
+    params_overrides: list[str]  # `dvc exp run -S` syntax: ["train.lr=0.003"]
+    data_path: str | None  # shorthand for the override data.path=...
+
+
+class OrchestrationParams(Section):
+    lock_timeout_seconds: float = Field(gt=0)  # wait this long for another run on this workspace
+    stage_defaults: StagePolicy
+    stages: dict[str, StageOverride]  # keys: dvc.yaml stage names and `publish` (checked against dvc.yaml)
+    publish: PublishParams
+    notify: NotifyParams
+    deployment: DeploymentParams
+
+    @model_validator(mode="after")
+    def _stage_names_are_names(self) -> OrchestrationParams:
+        bad = [key for key in self.stages if not key.replace("_", "").replace("-", "").isalnum()]
+        if bad:
+            raise ValueError(f"stages: {bad} are not stage names")
+        return self
+
+    def policy(self, stage: str) -> StagePolicy:
+        """`stage_defaults` with the stage's own entries on top."""
+        override = self.stages.get(stage)
+        if override is None:
+            return self.stage_defaults
+        return self.stage_defaults.model_copy(update=override.model_dump(exclude_none=True))
+
+    def unknown_stages(self, known: set[str]) -> list[str]:
+        """Keys of `stages` that name no step of the flow (a typo such as `trian`)."""
+        return sorted(set(self.stages) - known)

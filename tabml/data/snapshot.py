@@ -1,0 +1,73 @@
+"""The snapshot artifacts: what ingest wrote (`ingest.snapshot`) and what validate accepted (`preprocess.input`).
+
+Both are Parquet files of the landing table exactly as read; the accepted one is replaced atomically and only
+when a snapshot passes validation, so preprocess, evaluate and register always read the last good batch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from tabml.core.errors import StageError
+
+
+def write_snapshot(frame: pd.DataFrame, path: Path) -> Path:
+    """The table as ingest read it; written beside and renamed, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        frame.to_parquet(partial, index=False)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def read_snapshot(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The ingest snapshot as a frame (text columns as `category`), plus NaNs per float column.
+
+    pandas reads NaN and null alike as missing, so NaNs stored as such are counted here, in Arrow.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise StageError("snapshot not found", path, "run the ingest stage first: python -m tasks.ingest")
+    schema = pq.read_schema(path)
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    table = pq.read_table(path, read_dictionary=text)  # each distinct value once in memory and in the checks
+    nan_counts = {
+        name: int(pc.sum(pc.is_nan(table[name])).as_py() or 0)
+        for name, field in zip(table.column_names, table.schema, strict=True)
+        if pa.types.is_floating(field.type)
+    }
+    return table.to_pandas(), nan_counts
+
+
+def publish_accepted(snapshot: Path, accepted: Path) -> Path:
+    """Replace the accepted snapshot with this one, atomically (same bytes, so DVC stores them once)."""
+    accepted.parent.mkdir(parents=True, exist_ok=True)
+    partial = accepted.with_name(f".{accepted.name}.partial")
+    try:
+        shutil.copyfile(snapshot, partial)
+        os.replace(partial, accepted)
+    finally:
+        partial.unlink(missing_ok=True)
+    return accepted
+
+
+def read_accepted(path: Path) -> pd.DataFrame:
+    """The table preprocess reads (`preprocess.input`), as validate accepted it."""
+    if not path.exists():
+        raise StageError(
+            "no accepted snapshot yet",
+            path,
+            "run the pipeline up to validation first (`dvc repro validate`); a batch that fails validation is "
+            "quarantined and never becomes the accepted snapshot",
+        )
+    return pd.read_parquet(path)

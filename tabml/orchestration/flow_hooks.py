@@ -1,0 +1,104 @@
+"""What the pipeline flow does around its stages: the failure notice when a run fails or crashes, and the run's
+`pipeline-summary` artifact. Prefect calls the hook; the flow calls `publish_summary`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import Flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import FlowRun, State
+
+from tabml.core.params import ParamsError
+from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome
+from tabml.orchestration.flow_params import FlowParams, load_flow_params
+from tabml.orchestration.notify import FailureNotice, deliver, explain, render
+from tabml.orchestration.publish_run import Published
+from tabml.orchestration.summary import read_report, summary_markdown
+
+SUMMARY_KEY = "pipeline-summary"
+
+
+def notify_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
+    """on_failure / on_crashed hook: which stage, why, what to do and the run's link, to the log and the webhook."""
+    from prefect.logging.loggers import flow_run_logger
+    from prefect.utilities.urls import url_for
+
+    logger = flow_run_logger(flow_run, flow)
+    failure = _failure_of(state)
+    stage, why, todo = explain(failure)
+    root = Path(str(flow_run.parameters.get("root", "."))).resolve()
+    try:
+        params_file = root / str(flow_run.parameters.get("params_file", "params.yaml"))
+        settings = load_flow_params(params_file).orchestration.notify
+    except ParamsError:
+        settings = None
+    notice = FailureNotice(
+        flow=flow.name,
+        run_name=flow_run.name,
+        run_id=str(flow_run.id),
+        state=state.name or state.type.value.title(),
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+        stage=stage,
+        why=why,
+        todo=todo,
+        run_url=url_for("flow-run", obj_id=flow_run.id),
+        deployment=_deployment_name(flow, flow_run),
+    )
+    if settings is None:  # params.yaml itself is what failed: it names no log file or webhook
+        logger.error(f"{render(notice)}\n  (params.yaml is unreadable, so this log is the only notice)")
+        return
+    delivered = deliver(
+        notice, root / settings.log_file, settings.webhook_url_env, settings.webhook_timeout_seconds, logger.warning
+    )
+    logger.error(f"{render(notice)}\n  (notice sent to: {', '.join(delivered) or 'nowhere'})")
+
+
+def _failure_of(state: State) -> BaseException | None:
+    try:
+        result = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - a crashed run may have no readable result; the notice says so
+        return None
+    return result if isinstance(result, BaseException) else None
+
+
+def _deployment_name(flow: Flow[..., Any], flow_run: FlowRun) -> str | None:
+    if flow_run.deployment_id is None:
+        return None
+    try:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            return f"{flow.name}/{client.read_deployment(flow_run.deployment_id).name}"
+    except Exception:  # noqa: BLE001 - the notice goes out without the name rather than not at all
+        return str(flow_run.deployment_id)
+
+
+def publish_summary(
+    params: FlowParams,
+    outcomes: list[StageOutcome],
+    failure: StageFailedError | None = None,
+    not_run: list[str] | None = None,
+    published: Published | None = None,
+) -> None:
+    # A report is shown only if its stage (same name as its params section) ran, was skipped as
+    # unchanged, or is the one that failed: a stage that did not run may have left a stale report.
+    current = {o.name for o in outcomes} | ({failure.stage} if failure else set())
+
+    def report(stage: str, path: Path | None) -> dict[str, Any] | None:
+        return read_report(path) if stage in current else None
+
+    markdown = summary_markdown(
+        outcomes,
+        failed_stage=failure.stage if failure else None,
+        error=str(failure) if failure else None,
+        not_run=not_run or [],
+        validation=report("validate", params.validation_report),
+        metrics=report("evaluate", params.metrics),
+        registration=report("register", params.registration_record),
+        published=None if published is None else vars(published),
+    )
+    create_markdown_artifact(markdown=markdown, key=SUMMARY_KEY, description="Stages run or skipped, and the reports")

@@ -1,0 +1,66 @@
+"""The registration reports: `register.record` (what happened to this run's model) and `register.gate_report`
+(every check of the gate with its numbers; the package holds a copy). Written atomically; read by the flow's
+summary, W&B and the compare page through here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tabml.core.files import write_json_atomic
+from tabml.core.params import Params
+from tabml.registry.gate import GateDecision
+from tabml.registry.index import VersionEntry
+from tabml.registry.store import model_dir
+
+
+def registration_record(
+    params: Params,
+    decision: GateDecision,
+    entry: VersionEntry | None = None,
+    previous: int | None = None,
+    gto: dict | None = None,
+    wandb: dict | None = None,
+) -> dict[str, object]:
+    """Pure: what reports/registration.json says, for a refused, a staged or a promoted model."""
+    mdir = model_dir(params.register_.registry_dir, params.data.name)
+    return {
+        "passed": decision.passed,
+        "dataset": params.data.name,
+        "task": params.data.task,
+        "version": entry.version if entry else None,
+        "stage": entry.stage if entry else None,
+        "promoted": bool(entry and entry.stage == "production"),
+        "previous_production": previous,
+        "champion_version": decision.champion_version,
+        "registry_path": str(mdir / entry.path) if entry else None,
+        "manifest_sha256": entry.manifest_sha256 if entry else None,
+        "gate_report": str(params.register_.gate_report),
+        "gto": gto,
+        "wandb_registry": wandb,
+        "primary_metric": decision.primary_metric,
+        "value": decision.value,
+        "reasons": decision.reasons,
+        "held_back": decision.held_back,
+    }
+
+
+def gate_document(decision: GateDecision, name: str, version: int | None, n_test: int | None) -> dict[str, object]:
+    return {"name": name, "version": version, "n_test": n_test, **decision.report()}
+
+
+def write_document(path: Path, document: dict[str, object]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, document)
+    return path
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """The last registration record, or None when there is none (or it is unreadable)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
