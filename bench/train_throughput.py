@@ -264,14 +264,14 @@ def auroc_vs_lightgbm(root: Path) -> tuple[float, float]:
     from bench.quality import baselines
     from tabml.core.params import load_params
     from tabml.data.processed import load_split, split_path
-    from tabml.training.trained_model import load_model, predict
+    from tabml.training.trained_model import load_model, score_arrays
     from tasks import train
 
     with inside(root):
         params = load_params()
         train.run(params)
         test = load_split(split_path(params.preprocess.out_dir, "test"))
-        ours = float(roc_auc_score(test.y, predict(load_model(params.train.out_dir), test, "binary")))
+        ours = float(roc_auc_score(test.y, score_arrays(load_model(params.train.out_dir), test, "binary")))
         lightgbm = baselines(params.preprocess.out_dir, "binary")["lightgbm"]
     return ours, lightgbm
 

@@ -30,7 +30,7 @@ from tabml.evaluation.outputs import Evaluation, Rows, write_evaluation
 from tabml.evaluation.plots import CALIBRATION, CONFUSION, PRECISION_RECALL, RESIDUALS, ROC, SLICES
 from tabml.evaluation.slices import missing_columns, slice_groups, slice_plot_rows, slice_report
 from tabml.tracking.stage_reports import Chart, evaluation_summary, track_stage
-from tabml.training.trained_model import load_trained, predict, recorded_run_id
+from tabml.training.trained_model import load_trained, recorded_run_id, score_arrays
 from tabml.validation.report import read_report
 
 
@@ -162,8 +162,8 @@ def run(params: Params) -> list[Path]:
     net = load_trained(params.train.out_dir, info.output_dim, test)
     threshold = None
     if info.task == "binary":
-        threshold = decision_threshold(predict(net, val, info.task), val.y)
-    test_scores = predict(net, test, info.task, info.target_mean, info.target_std)
+        threshold = decision_threshold(score_arrays(net, val, info.task), val.y)
+    test_scores = score_arrays(net, test, info.task, info.target_mean, info.target_std)
     result = evaluate(info, test_scores, test.y, threshold, p)
     n_classes = len(info.labels or [])
     baselines = fit_baselines(train, val, test, info.task, n_classes, p.linear_baseline_l2)

@@ -16,7 +16,7 @@ import pandas as pd
 from tabml.data.preprocessing import PreprocessState, transform
 from tabml.data.target import TargetEncoding, encode_target
 from tabml.training.model import TabularNet
-from tabml.training.trained_model import load_model, predict
+from tabml.training.trained_model import load_model, score_arrays
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Scorer:
         """P(positive), class probabilities or values in target units (tabml.training.trained_model conventions)."""
         s = self.state
         arrays = transform(frame, s, np.zeros(len(frame), dtype=np.float32))
-        return predict(self.net, arrays, s.task, s.target_mean, s.target_std)
+        return score_arrays(self.net, arrays, s.task, s.target_mean, s.target_std)
 
 
 def load_scorer(model_dir: Path, state: PreprocessState, threshold: float | None) -> Scorer:

@@ -119,7 +119,7 @@ def outputs_to_predictions(logits: torch.Tensor, task: str, target_mean: float, 
     return (logits[:, 0] * target_std + target_mean).numpy()
 
 
-def predict(
+def score_arrays(
     net: TabularNet,
     arrays: SplitArrays,
     task: str,

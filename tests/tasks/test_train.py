@@ -17,7 +17,7 @@ import torch
 from tabml.core.errors import ExitCode
 from tabml.core.params import load_params
 from tabml.data.processed import load_split
-from tabml.training.trained_model import load_model, predict
+from tabml.training.trained_model import load_model, score_arrays
 from tasks import preprocess, train
 from tests.conftest import FAST_TRAIN, edit_params
 from tests.workspace import EXAMPLE_PARAMS, EXAMPLE_TABLE
@@ -71,7 +71,7 @@ def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120) -> N
 def val_loss_of_saved_model(root: Path) -> float:
     """The binary cross-entropy of the saved network on the whole val split, computed in one process."""
     val = load_split(root / "data/processed/val.npz")
-    p = predict(load_model(root / "models/train"), val, "binary").astype(np.float64)
+    p = score_arrays(load_model(root / "models/train"), val, "binary").astype(np.float64)
     return float(torch.nn.functional.binary_cross_entropy(torch.from_numpy(p), torch.from_numpy(val.y).double()))
 
 
@@ -88,8 +88,8 @@ def test_train_writes_safetensors_that_reload_to_the_same_predictions(processed:
     assert {"train_loss", "val_loss", "val_auroc"} <= set(history.columns)
     assert info["world_size"] == 1 and info["precision"] == "32-true" and info["resumed_from"] is None
     test = load_split(processed / "data/processed/test.npz")
-    first = predict(load_model(out), test, "binary")
-    again = predict(load_model(out), test, "binary")
+    first = score_arrays(load_model(out), test, "binary")
+    again = score_arrays(load_model(out), test, "binary")
     np.testing.assert_array_equal(first, again)
     assert first.min() > 0 and first.max() < 1
     assert not (processed / "checkpoints/train").exists()  # a finished run leaves nothing to resume
