@@ -9,6 +9,7 @@ import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 
 def utc_now() -> str:
@@ -55,3 +56,15 @@ def write_json_atomic(path: Path, document: object) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def read_json_object(path: Path | None) -> dict[str, Any] | None:
+    """The JSON object in `path`, or None when there is no path, no file, or no JSON object in it (for reports
+    that summaries read and that may legitimately be missing)."""
+    if path is None:
+        return None
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None

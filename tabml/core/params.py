@@ -244,16 +244,24 @@ class ParamsError(ValueError):
 
 
 def workspace_problems(params: Params) -> list[str]:
-    """Keys that name a model line that exists nowhere here: `evaluate.slices.credti` next to data.name credit."""
+    """`evaluate.slices` keys that look like a typo of a model line: `credti` beside data.name `credit`.
+
+    A key for another table's line is legitimate (switching tables keeps their settings); a key that is no known
+    line but one letter away from one would silently drop that line's slice checks."""
+    import difflib
+
     known = {params.data.name}
     for folder in (params.validate_.reference_dir, params.register_.registry_dir):
         known |= {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
-    return [
-        f"evaluate.slices.{line}: no model line {line!r} here (data.name is {params.data.name!r}; "
-        f"{params.validate_.reference_dir}/ and {params.register_.registry_dir}/ hold {sorted(known - {line})}): "
-        "fix the key or remove the entry"
-        for line in sorted(set(params.evaluate.slices) - known)
-    ]
+    problems = []
+    for line in sorted(set(params.evaluate.slices) - known):
+        close = difflib.get_close_matches(line, sorted(known), n=1, cutoff=0.8)
+        if close:
+            problems.append(
+                f"evaluate.slices.{line}: no model line {line!r} here; did you mean {close[0]!r}? "
+                f"(data.name is {params.data.name!r})"
+            )
+    return problems
 
 
 def load_params(path: Path = DEFAULT_PARAMS) -> Params:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tabml.core.errors import StageError
+from tabml.core.files import read_json_object
 from tabml.core.metric_names import PRIMARY_METRIC
 from tabml.core.params import EvaluateParams
 from tabml.evaluation.plots import PLOT_FILES, write_figures
@@ -93,6 +94,11 @@ def read_metrics(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise StageError("not a metrics document", path, "run the evaluate stage again: dvc repro evaluate")
     return document
+
+
+def last_metrics(path: Path | None) -> dict[str, Any] | None:
+    """metrics.json if there is a readable one (for summaries), else None."""
+    return read_json_object(path)
 
 
 def slices_path(p: EvaluateParams) -> Path:

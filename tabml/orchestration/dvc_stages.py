@@ -13,7 +13,6 @@ command runs (a missing dependency, a bad dvc.yaml) nothing is retried, except D
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any, Literal
 
 from tabml.core.dag import PROJECT_FILE, PipelineDefinitionError, building, dvc_reason, ordered_stages, project_file
 from tabml.core.errors import ExitCode
+from tabml.core.files import read_json_object
 from tabml.core.stage import STATUS_ENV
 
 StageStatus = Literal["ran", "skipped"]
@@ -108,11 +108,7 @@ def is_retryable(exc: BaseException) -> bool:
 
 def read_status(path: Path) -> dict[str, Any] | None:
     """What the stage wrote to TABML_STAGE_STATUS: None when its command never started."""
-    try:
-        status = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return status if isinstance(status, dict) else None
+    return read_json_object(path)
 
 
 def failure_of(name: str, exc: Exception, status: dict[str, Any] | None, tail: str) -> BaseException:

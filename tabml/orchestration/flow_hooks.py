@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,14 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import FlowRun, State
 
 from tabml.core.params import ParamsError
+from tabml.evaluation.outputs import last_metrics
 from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome
 from tabml.orchestration.flow_params import FlowParams, load_flow_params
 from tabml.orchestration.notify import FailureNotice, deliver, explain, render
 from tabml.orchestration.publish_run import Published
-from tabml.orchestration.summary import read_report, summary_markdown
+from tabml.orchestration.summary import summary_markdown
+from tabml.registry.record import read_record
+from tabml.validation.report import read_report
 
 SUMMARY_KEY = "pipeline-summary"
 
@@ -88,17 +92,17 @@ def publish_summary(
     # unchanged, or is the one that failed: a stage that did not run may have left a stale report.
     current = {o.name for o in outcomes} | ({failure.stage} if failure else set())
 
-    def report(stage: str, path: Path | None) -> dict[str, Any] | None:
-        return read_report(path) if stage in current else None
+    def report(stage: str, path: Path | None, read: Callable[[Path], dict[str, Any] | None]) -> dict[str, Any] | None:
+        return read(path) if stage in current and path is not None else None
 
     markdown = summary_markdown(
         outcomes,
         failed_stage=failure.stage if failure else None,
         error=str(failure) if failure else None,
         not_run=not_run or [],
-        validation=report("validate", params.validation_report),
-        metrics=report("evaluate", params.metrics),
-        registration=report("register", params.registration_record),
+        validation=report("validate", params.validation_report, read_report),
+        metrics=report("evaluate", params.metrics, last_metrics),
+        registration=report("register", params.registration_record, read_record),
         published=None if published is None else vars(published),
     )
     create_markdown_artifact(markdown=markdown, key=SUMMARY_KEY, description="Stages run or skipped, and the reports")

@@ -1,13 +1,13 @@
 """The pipeline run's summary as Markdown: stage table, validation, evaluation and registration.
 
-Pure apart from `read_report`: the reports are plain dicts read by the caller, so any field may be missing.
+Pure: the reports are plain dicts read by the caller (through their artifacts' modules), so any field may be
+missing.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from tabml.orchestration.dvc_stages import StageOutcome
@@ -15,17 +15,6 @@ from tabml.orchestration.dvc_stages import StageOutcome
 Report = Mapping[str, Any]
 MAX_LISTED = 10  # validation messages listed before "... and N more"
 STATUS_TEXT = {"ran": "ran", "skipped": "skipped (unchanged)"}
-
-
-def read_report(path: Path | None) -> dict[str, Any] | None:
-    """The JSON object at `path`, or None when there is no path, no file, or no JSON object in it."""
-    if path is None or not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def status_line(position: int, total: int, outcome: StageOutcome) -> str:

@@ -23,11 +23,11 @@ from tabml.core.env import quiet_telemetry
 from tabml.core.errors import StageError
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
 from tabml.evaluation.scorer import Scorer
-from tabml.registry.package import INPUT_SCHEMA_FILE, Package, load_scorer
+from tabml.predict.checks import check_input
+from tabml.registry.package import Package, load_scorer
 from tabml.registry.store import load_package
 
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-SHOWN_BAD_VALUES = 5
 
 
 @dataclass(frozen=True)
@@ -36,26 +36,6 @@ class PredictionRun:
     version: int
     rows: int
     output: Path
-
-
-def schema_problems(frame: pd.DataFrame, columns: list[dict[str, str]]) -> list[str]:
-    """Pure: what is wrong with `frame` for a model expecting `columns` ({"name","kind"}); empty when fine."""
-    from tabml.data.preprocessing import as_float, datetime_part
-
-    missing = [c["name"] for c in columns if c["name"] not in frame.columns]
-    problems = [f"missing columns {missing}"] if missing else []
-    for column in columns:
-        name, kind = column["name"], column["kind"]
-        if name in missing or kind not in ("numeric", "datetime"):
-            continue
-        values = frame[name]
-        parsed = as_float(values) if kind == "numeric" else datetime_part(values, "epoch_days")
-        bad = values[values.notna() & ~np.isfinite(parsed)]
-        bad = bad[bad.astype("string").str.strip().ne("")]
-        if len(bad):
-            examples = list(bad.astype(str).unique()[:SHOWN_BAD_VALUES])
-            problems.append(f"column {name!r} should be {kind} but {len(bad)} value(s) are not, e.g. {examples}")
-    return problems
 
 
 def prediction_frame(scorer: Scorer, frame: pd.DataFrame, name: str, version: int) -> pd.DataFrame:
@@ -106,18 +86,6 @@ def load_model_package(registry_dir: Path, name: str, version: int | None, stage
             package.path,
             "score with a newer version, or check out the code it was registered with (its lineage.json git rev)",
         ) from None
-
-
-def check_input(frame: pd.DataFrame, package: Package, source: Path) -> None:
-    schema = package.document(INPUT_SCHEMA_FILE)
-    problems = schema_problems(frame, schema["columns"])
-    if problems:
-        expected = ", ".join(f"{c['name']} ({c['kind']})" for c in schema["columns"])
-        raise StageError(
-            f"does not fit {package.name} v{package.entry.version}: " + "; ".join(problems),
-            source,
-            f"send the columns the model was trained on: {expected}",
-        )
 
 
 def predict_file(

@@ -5,11 +5,10 @@ summary, W&B and the compare page through here.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from tabml.core.files import write_json_atomic
+from tabml.core.files import read_json_object, write_json_atomic
 from tabml.core.params import Params
 from tabml.registry.gate import GateDecision
 from tabml.registry.index import VersionEntry
@@ -59,8 +58,4 @@ def write_document(path: Path, document: dict[str, object]) -> Path:
 
 def read_record(path: Path) -> dict[str, Any] | None:
     """The last registration record, or None when there is none (or it is unreadable)."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+    return read_json_object(path)

@@ -21,7 +21,8 @@ from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
 from tabml.registry.store import model_dir, read_index
 from tabml.report.compare import compare
 from tabml.report.html import Link, RunLinks, render
-from tabml.report.runs import Run, RunSelectionError, experiment_runs, registry_runs
+from tabml.report.registry_runs import registry_runs
+from tabml.report.runs import Run, RunSelectionError, experiment_runs
 
 DEFAULT_LAST = 5
 

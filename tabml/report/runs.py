@@ -20,11 +20,8 @@ from typing import Any, Literal
 
 import yaml
 
-from tabml.core.errors import StageError
 from tabml.evaluation.outputs import PLOTS_DIR
 from tabml.evaluation.plots import PRECISION_RECALL, ROC
-from tabml.registry.package import GATE_REPORT_FILE, LINEAGE_FILE, METRICS_FILE
-from tabml.registry.store import INDEX_FILE, model_dir, read_index
 from tabml.training.trained_model import HISTORY_FILE, RUN_INFO_FILE
 
 Source = Literal["experiment", "commit", "workspace", "registry"]
@@ -224,7 +221,7 @@ def _read_ref(root: Path, ref: ExpRef) -> Run:
             ref.name, ref.source, ref.rev, ref.created, notes=(f"failed: see `dvc queue logs {ref.name}`",), failed=True
         )
     if ref.source == "workspace":
-        return read_run(ref.name, ref.source, _workspace_reader(root), None, ref.created)
+        return read_run(ref.name, ref.source, workspace_reader(root), None, ref.created)
     from dvc.api import DVCFileSystem
 
     fs = DVCFileSystem(str(root), rev=ref.rev)
@@ -238,7 +235,7 @@ def _read_ref(root: Path, ref: ExpRef) -> Run:
     return read_run(ref.name, ref.source, read, ref.rev, ref.created)
 
 
-def _workspace_reader(root: Path) -> ReadText:
+def workspace_reader(root: Path) -> ReadText:
     def read(path: str) -> str | None:
         try:
             return (root / path).read_text()
@@ -246,62 +243,3 @@ def _workspace_reader(root: Path) -> ReadText:
             return None
 
     return read
-
-
-# ---- registry versions ------------------------------------------------------------------------------
-
-
-def registry_runs(
-    registry_dir: Path, name: str, versions: Sequence[int] | None = None, last: int | None = None
-) -> list[Run]:
-    """Registered versions of one model line: metrics, history and params (from lineage.json); no curves."""
-    index_path = model_dir(registry_dir, name) / INDEX_FILE
-    if not index_path.is_file():
-        raise RunSelectionError(f"{index_path}: no readable registry index (there is no such file)")
-    try:
-        index = read_index(model_dir(registry_dir, name))
-    except StageError as exc:
-        raise RunSelectionError(f"{index_path}: no readable registry index ({exc.what})") from None
-    entries = {e.version: e.model_dump(mode="json") for e in index.versions}
-    if versions:
-        unknown = sorted(set(versions) - set(entries))
-        if unknown:
-            raise RunSelectionError(f"{name} has no version(s) {unknown} (known: {sorted(entries)})")
-        chosen = list(versions)
-    else:
-        chosen = sorted(entries)[-(last or len(entries)) :]
-    return [_registry_run(registry_dir / name, entries[v]) for v in chosen]
-
-
-def _registry_run(model_dir: Path, entry: Mapping[str, Any]) -> Run:
-    package = model_dir / str(entry.get("path", f"versions/v{entry['version']}"))
-    read = _workspace_reader(package)
-    lineage = json.loads(read(LINEAGE_FILE) or "{}")
-    gate = json.loads(read(GATE_REPORT_FILE) or "null")
-    history = read(HISTORY_FILE)
-    registration = {
-        "passed": True,
-        "version": entry["version"],
-        "stage": entry.get("stage"),
-        "manifest_sha256": entry.get("manifest_sha256"),
-        "registry_path": str(package),
-        **(
-            {"reasons": _gate_reasons(gate), "held_back": gate.get("held_back") or []} if isinstance(gate, dict) else {}
-        ),
-    }
-    return Run(
-        name=f"v{entry['version']}",
-        source="registry",
-        rev=(lineage.get("git") or {}).get("rev"),
-        created=entry.get("created_at"),
-        params=flatten(lineage.get("params") or {}),
-        metrics=json.loads(read(METRICS_FILE) or "{}"),
-        history=parse_history(history) if history else [],
-        registration=registration,
-        run_info=lineage.get("run"),
-        notes=("ROC/PR points are not kept in registry packages: compare DVC experiments for curves",),
-    )
-
-
-def _gate_reasons(gate: Mapping[str, Any]) -> list[str]:
-    return [str(c.get("reason") or c.get("name")) for c in gate.get("checks") or [] if isinstance(c, dict)]

@@ -25,6 +25,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 
+from tabml.core.files import read_json_object
 from tabml.core.params import TrainParams
 from tabml.data.processed import fingerprint_files
 
@@ -67,11 +68,7 @@ class ResumePlan:
 
 
 def read_record(checkpoint_dir: Path) -> dict[str, Any] | None:
-    try:
-        record = json.loads((checkpoint_dir / RUN_RECORD).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+    return read_json_object(checkpoint_dir / RUN_RECORD)
 
 
 def plan_resume(checkpoint_dir: Path, run_fingerprint: str, enabled: bool, new_run_id: Callable[[], str]) -> ResumePlan:

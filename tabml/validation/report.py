@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tabml.core.errors import StageError
+from tabml.core.files import read_json_object
 from tabml.core.params import Params
 from tabml.validation.expectations import Validation
 from tabml.validation.reference import Reference
@@ -77,8 +78,4 @@ def write_report(report: dict[str, Any], path: Path) -> Path:
 
 def read_report(path: Path) -> dict[str, Any] | None:
     """The last validation report, or None when there is none (or it is unreadable): for summaries and W&B."""
-    try:
-        report = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return report if isinstance(report, dict) else None
+    return read_json_object(path)

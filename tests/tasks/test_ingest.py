@@ -42,6 +42,7 @@ def test_parquet_landing_table_is_read_too(here: Path) -> None:
 
 def test_semicolon_separated_export_is_detected(here: Path) -> None:
     point_at(here, "semi.csv", b"Status;Age;Home\ngood;30;rent\nbad;40;owner\n")
+    edit_params(here, evaluate={"slices": {"credit": ["Home"]}})
     ingest.run(load_params())
     assert list(pd.read_parquet(here / "data/snapshot/table.parquet").columns) == ["Status", "Age", "Home"]
 

@@ -73,9 +73,11 @@ def test_a_slices_entry_for_a_model_line_that_exists_nowhere_is_a_typo(
     raw["evaluate"]["slices"] = {"credti": ["Home"]}
     params = load_params(write(tmp_path, raw))
     (problem,) = workspace_problems(params)
-    assert problem.startswith("evaluate.slices.credti: no model line 'credti' here (data.name is 'credit'")
+    assert problem.startswith("evaluate.slices.credti: no model line 'credti' here; did you mean 'credit'?")
     (tmp_path / "references" / "credti").mkdir(parents=True)  # another table's line: legitimate
     assert workspace_problems(params) == []
+    raw["evaluate"]["slices"] = {"churn": ["plan"]}  # an entry for a table switched away from: fine
+    assert workspace_problems(load_params(write(tmp_path, raw))) == []
 
 
 def test_no_tunable_has_a_default_in_code() -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tabml.orchestration.dvc_stages import StageOutcome
-from tabml.orchestration.summary import read_report, status_line, summary_markdown
+from tabml.orchestration.summary import status_line, summary_markdown
 
 RAN = StageOutcome("ingest", "ran", 3.24)
 SKIPPED = StageOutcome("validate", "skipped", 0.21)
@@ -67,18 +65,6 @@ def test_registration_shows_gate_version_and_stage() -> None:
 
 def test_a_truthy_non_bool_is_not_taken_for_success() -> None:
     assert "result: unknown" in summary_markdown([], validation={"success": 1})
-
-
-def test_read_report_tolerates_absent_broken_and_non_object_files(tmp_path: Path) -> None:
-    good, broken, listed = tmp_path / "good.json", tmp_path / "broken.json", tmp_path / "list.json"
-    good.write_text('{"success": true}')
-    broken.write_text("{not json")
-    listed.write_text("[1, 2]")
-    assert read_report(good) == {"success": True}
-    assert read_report(broken) is None
-    assert read_report(listed) is None
-    assert read_report(tmp_path / "absent.json") is None
-    assert read_report(None) is None
 
 
 def test_validation_section_links_data_docs_and_names_the_quarantine() -> None:

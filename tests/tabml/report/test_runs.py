@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tabml.report.registry_runs import registry_runs
 from tabml.report.runs import (
     ExpRef,
     RunSelectionError,
@@ -15,7 +16,6 @@ from tabml.report.runs import (
     parse_exp_show,
     parse_history,
     read_run,
-    registry_runs,
     select_experiments,
 )
 
