@@ -158,3 +158,21 @@ def test_switching_tables_keeps_each_reference_and_model_line(tmp_path: Path) ->
     assert [v["stage"] for v in churn_index["versions"]] == ["production"]
     # the same credit model again: registered, not better than production, so staged (docs/registry.md)
     assert [v["stage"] for v in credit_index["versions"]] == ["production", "staging"]
+
+
+def test_the_venvs_dvc_runs_the_stages_with_the_venvs_python_without_activation(tmp_path: Path) -> None:
+    """`.venv/bin/dvc repro` with a PATH that has no venv on it (tools/venv_path.pth, installed by make setup)."""
+    import os
+    import sysconfig
+
+    hook = Path(sysconfig.get_paths()["purelib"]) / "tabml_venv_path.pth"
+    if not hook.is_file():
+        pytest.skip("this environment was not set up by `make setup` (no tabml_venv_path.pth)")
+    root = make_workspace(tmp_path / "ws")
+    dvc_command = Path(sys.executable).parent / "dvc"
+    env = {k: v for k, v in os.environ.items() if k != "PATH"} | {"PATH": "/usr/bin:/bin"}
+    import subprocess
+
+    done = subprocess.run([str(dvc_command), "repro", "ingest"], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Running stage 'ingest'" in done.stdout

@@ -52,3 +52,16 @@ def test_the_check_sees_a_dep_that_is_missing(tmp_path: Path) -> None:
     deps = ["tasks/__init__.py", "tasks/prep.py", "tabml/__init__.py", "tabml/data/__init__.py", "tabml/data/target.py"]
     assert uncovered_modules(tmp_path, "tasks.prep", deps) == ["tabml/data/arrays.py"]
     assert uncovered_modules(tmp_path, "tasks.prep", ["tasks", "tabml"]) == []
+
+
+def test_a_stage_started_by_a_python_without_the_projects_packages_says_so_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # -S: no site-packages, as a system Python without the project's environment would be
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "tasks.ingest"], cwd=PROJECT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 65
+    (line, todo) = done.stderr.strip().splitlines()
+    assert line.startswith("[tasks] FAILED: ") and "cannot import" in line and "source .venv/bin/activate" in todo
