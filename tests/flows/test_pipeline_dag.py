@@ -5,8 +5,6 @@ The drift tests read the real dvc.yaml; the run tests use a toy git + DVC repo, 
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -24,7 +22,6 @@ from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome
 from tabml.orchestration.flow_hooks import SUMMARY_KEY
 from tabml.orchestration.flow_params import load_flow_params
 from tests.tabml.orchestration.test_dvc_stages import (
-    TELEMETRY_OFF,
     TOY_ORDER,
     TOY_STAGES,
     build_toy_template,
@@ -35,15 +32,6 @@ from tests.tabml.orchestration.test_dvc_stages import (
 from tests.workspace import EXAMPLE_PARAMS, example_orchestration
 
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def quiet_env() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in TELEMETRY_OFF.items():
-            mp.setenv(key, value)
-        mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,6 @@ from tabml.orchestration.dvc_stages import (
 )
 from tabml.orchestration.overrides import apply_param_overrides, override_for
 from tests.workspace import EXAMPLE_PARAMS, example_orchestration
-
-TELEMETRY_OFF = {"DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 # Writes its first argument from the others; records the flow run id it was given, outside DVC's outs.
 STEP_PY = """\
@@ -63,16 +60,6 @@ def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def write_dvc_yaml(root: Path, stages: dict) -> None:
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def quiet_env() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in TELEMETRY_OFF.items():
-            mp.setenv(key, value)
-        # `python` in the toy commands must be this interpreter, for `dvc repro` too.
-        mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-        yield
 
 
 def build_toy_template(root: Path) -> Path:
