@@ -138,7 +138,8 @@ def hand_written(root: Path, epochs: int) -> Timing:
     from tabml.data.processed import load_state
     from tabml.training.datamodule import global_batch_size, load_tables
     from tabml.training.distributed import resolve_precision, uses_cuda
-    from tabml.training.model import ModelConfig, TabularNet
+    from tabml.training.model import TabularNet
+    from tabml.training.model_config import ModelConfig
     from tabml.training.system import adamw
     from tasks.train import net_config
 

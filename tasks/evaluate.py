@@ -21,11 +21,11 @@ from tabml.core.errors import StageError
 from tabml.core.metric_names import PRIMARY_METRIC
 from tabml.core.params import EvaluateParams, Params
 from tabml.core.stage import stage_main
-from tabml.data.preprocessing import PreprocessState
+from tabml.data.preprocessing import PreprocessState, SplitArrays
 from tabml.data.processed import read_split, read_state, split_rows
 from tabml.data.snapshot import read_accepted
 from tabml.evaluation import metrics
-from tabml.evaluation.baselines import BaselinePrediction, fit_baselines
+from tabml.evaluation.baselines import BaselinePrediction, RawColumns, fit_baselines
 from tabml.evaluation.outputs import Evaluation, Rows, write_evaluation
 from tabml.evaluation.plots import CALIBRATION, CONFUSION, PRECISION_RECALL, RESIDUALS, ROC, SLICES
 from tabml.evaluation.slices import missing_columns, slice_groups, slice_plot_rows, slice_report
@@ -149,6 +149,31 @@ def read_test_frame(params: Params, n_test: int) -> pd.DataFrame:
     return frame
 
 
+def read_raw_columns(params: Params, splits: dict[str, SplitArrays]) -> RawColumns | None:
+    """The linear baseline's inputs: the raw rows of each split, encoded as a user's own linear model would encode
+    them (tabml.evaluation.baselines.raw_columns). None (the baseline then reads the encoded arrays, and says so)
+    when the processed folder has no row positions or the table is gone."""
+    from tabml.data.processed import POSITIONS_FILE
+    from tabml.evaluation.baselines import raw_columns
+
+    processed, source = params.preprocess.out_dir, params.preprocess.input
+    if not (processed / POSITIONS_FILE).is_file() or not source.is_file():
+        print(
+            f"[evaluate] note: no raw rows ({processed / POSITIONS_FILE}, {source}): linear baseline on encoded inputs"
+        )
+        return None
+    table = read_accepted(source)
+    frames = {name: split_rows(processed, table, name, source) for name in splits}
+    stale = [name for name, frame in frames.items() if len(frame) != len(splits[name])]
+    if stale:
+        raise StageError(
+            f"the row positions of {stale} do not match the split arrays",
+            processed,
+            "the processed data is stale: run `dvc repro`",
+        )
+    return raw_columns(frames, read_state(processed))
+
+
 def run(params: Params) -> list[Path]:
     processed, p = params.preprocess.out_dir, params.evaluate
     info = read_state(processed)
@@ -166,7 +191,8 @@ def run(params: Params) -> list[Path]:
     test_scores = score_arrays(net, test, info.task, info.target_mean, info.target_std)
     result = evaluate(info, test_scores, test.y, threshold, p)
     n_classes = len(info.labels or [])
-    baselines = fit_baselines(train, val, test, info.task, n_classes, p.linear_baseline_l2)
+    raw = read_raw_columns(params, {"train": train, "val": val, "test": test})
+    baselines = fit_baselines(train, val, test, info.task, n_classes, p.linear_baseline_l2, raw)
     result = replace(result, baselines=score_baselines(info, baselines, test.y))
     if p.slice_columns(params.data.name):
         result = with_slices(result, test_scores, read_test_frame(params, len(test)), p, params.data.name)

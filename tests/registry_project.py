@@ -18,7 +18,8 @@ import yaml
 
 from tabml.core.params import Params, load_params
 from tabml.data.processed import load_split, load_state, split_path
-from tabml.training.model import ModelConfig, TabularNet
+from tabml.training.model import TabularNet
+from tabml.training.model_config import ModelConfig
 from tabml.training.trained_model import save_model
 from tasks import evaluate, preprocess, train
 from tests.workspace import EXAMPLE_PARAMS, EXAMPLE_TABLE
@@ -67,7 +68,9 @@ def fit_model(root: Path, params: Params, features: str = "all", seed: int = 0) 
     data = load_split(split_path(processed, "train"))
     x = data.x_num if features == "all" else data.x_num[:, :6]  # weak: Seniority, Time, Age only
     torch.manual_seed(seed)
-    net = TabularNet(ModelConfig.model_validate(train.net_config(state, params.train))).eval()
+    config = train.net_config(state, params.train.model_copy(update={"model": "mlp"}))
+    config["clip_columns"] = []  # the linear model is fitted on the inputs as they are
+    net = TabularNet(ModelConfig.model_validate(config)).eval()
     if state.task == "regression":
         fitted = Ridge(alpha=1.0).fit(x, (data.y - state.target_mean) / state.target_std)
         coef, intercept = np.atleast_2d(fitted.coef_), np.atleast_1d(fitted.intercept_)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -100,14 +100,13 @@ class PreprocessParams(Section):
     min_level_count: int = Field(ge=1)
     text_levels_threshold: int = Field(ge=2)
     n_quantiles: int = Field(ge=2)  # training quantiles kept per numeric column (the quantile-normal view)
-    clip: float = Field(gt=0)  # robust-scaled values are clipped at +/- this many IQR-sigmas
     inference: ColumnInferenceParams
 
 
 class TrainParams(Section):
     out_dir: Path
     checkpoint_dir: Path
-    model: Literal["mlp", "embedding_mlp", "ft_transformer"]
+    model: Literal["tabm", "mlp", "embedding_mlp", "ft_transformer"]
     hidden_sizes: list[int] = Field(min_length=1)
     dropout: float = Field(ge=0, lt=1)
     embedding_dim: int = Field(ge=1)  # numeric (periodic) embedding width; category embeddings grow with levels
@@ -117,6 +116,9 @@ class TrainParams(Section):
     token_dim: int = Field(ge=1)  # ft_transformer: width of each feature token
     transformer_blocks: int = Field(ge=1)
     attention_heads: int = Field(ge=1)
+    ensemble_size: int = Field(ge=1)  # tabm: sub-networks sharing the MLP
+    n_bins: int = Field(ge=1)  # tabm: piecewise-linear bins per numeric column (at most)
+    input_clip: float = Field(gt=0)  # mlp, embedding_mlp, ft_transformer: robust views clamped to +-this
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     lr_plateau_factor: float = Field(gt=0, lt=1)  # the learning rate is multiplied by this when val_loss stalls
@@ -126,10 +128,12 @@ class TrainParams(Section):
     steps_per_execution: int = Field(ge=1)  # optimiser steps per Lightning training_step call
     min_steps_per_epoch: int = Field(ge=1)
     max_epochs: int = Field(ge=1)
+    epoch_budget_rows: int = Field(ge=0)  # 0: always max_epochs; else at most this many rows seen
     patience: int = Field(ge=1)
     class_weighting: bool
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
     devices: int | str
+    cpu_threads: Annotated[int, Field(ge=1)] | Literal["auto"]  # torch threads per process on CPU (auto: its own)
     num_nodes: int = Field(ge=1)
     strategy: Literal["auto", "ddp"]
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"]

@@ -15,7 +15,7 @@ from tabml.data.column_types import ColumnDecision, datetime_from_text, numeric_
 from tabml.data.target import TargetEncoding, level_codes
 
 DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour", "epoch_days")
-LEGACY_CLIP = 5.0  # states written before preprocess.clip existed were clipped here
+LEGACY_CLIP = 5.0  # states written before the networks clamped their own inputs clipped the robust view here
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,10 @@ class PreprocessState(Frozen):
     input_schema: list[InputColumn]
     numeric: list[NumericFeature]
     categorical: list[CategoricalFeature]
-    clip: float  # robust-scaled numerics are clipped at +/- this (preprocess.clip at fit time)
+    # The robust view's clip at transform time, None for new states: a long tail stays linear for the networks that
+    # can use it (tabm's piecewise-linear embeddings); the others clamp it themselves (ModelConfig.clip_columns,
+    # train.input_clip), which gives them the inputs they had when the state clipped. Older states clipped at 5.
+    clip: float | None
 
     @model_validator(mode="before")
     @classmethod
@@ -201,7 +204,7 @@ def fit_state(
         input_schema=schema,
         numeric=numeric,
         categorical=categorical,
-        clip=p.clip,
+        clip=None,
     )
 
 
@@ -224,7 +227,8 @@ def transform_numeric(frame: pd.DataFrame, state: PreprocessState) -> np.ndarray
         missing = ~np.isfinite(raw)
         filled = np.where(missing, feature.fill, raw)
         columns.append(quantile_normal(filled, feature.quantiles))
-        columns.append(np.clip((filled - feature.center) / feature.scale, -state.clip, state.clip))
+        robust = (filled - feature.center) / feature.scale
+        columns.append(robust if state.clip is None else np.clip(robust, -state.clip, state.clip))
         if feature.missing_indicator:
             columns.append(missing.astype(np.float64))
     if not columns:
@@ -242,6 +246,32 @@ def transform_categorical(frame: pd.DataFrame, state: PreprocessState) -> np.nda
 
 def numeric_width(state: PreprocessState) -> int:
     return sum(3 if f.missing_indicator else 2 for f in state.numeric)
+
+
+def numeric_columns(state: PreprocessState) -> dict[str, list[int]]:
+    """Positions in x_num of each view: `rank` (quantile-normal), `robust` (median/IQR scale), `missing` flags;
+    rank[i] and robust[i] are the same source column."""
+    views: dict[str, list[int]] = {"rank": [], "robust": [], "missing": []}
+    position = 0
+    for feature in state.numeric:
+        views["rank"].append(position)
+        views["robust"].append(position + 1)
+        position += 2
+        if feature.missing_indicator:
+            views["missing"].append(position)
+            position += 1
+    return views
+
+
+def robust_bins(state: PreprocessState, n_bins: int) -> list[list[float]]:
+    """Per numeric column: at most `n_bins` quantile bins of its training values, as edges in robust-view units."""
+    bins = []
+    for feature in state.numeric:
+        q = np.asarray(feature.quantiles, dtype=np.float64)
+        picked = q[np.unique(np.round(np.linspace(0, q.size - 1, n_bins + 1)).astype(int))]
+        edges = np.unique((picked - feature.center) / feature.scale)
+        bins.append([float(e) for e in edges])
+    return bins
 
 
 def transform(frame: pd.DataFrame, state: PreprocessState, y: np.ndarray) -> SplitArrays:

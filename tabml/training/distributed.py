@@ -49,6 +49,15 @@ def cluster_plugins() -> list[Any]:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
+def limit_cpu_threads(p: TrainParams) -> None:
+    """`train.cpu_threads` intra-op threads for CPU training (every rank runs this). A small tabular network gains
+    little from a second thread and, on a busy machine, loses several times over to threads spinning for cores."""
+    if p.cpu_threads != "auto" and not uses_cuda(p.accelerator):
+        import torch
+
+        torch.set_num_threads(p.cpu_threads)
+
+
 def trainer_arguments(p: TrainParams) -> dict[str, Any]:
     """The Trainer arguments that depend on where training runs (the same on every rank)."""
     return {

@@ -3,52 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
 
-# What model_config.json files written before these fields existed were built with (they then lived in code).
-LEGACY_CONFIG = {
-    "category_embedding_max": 32,
-    "periodic_frequencies": 16,
-    "periodic_sigma": 1.0,
-    "token_dim": 64,
-    "transformer_blocks": 3,
-    "attention_heads": 8,
-}
-
-
-class ModelConfig(BaseModel):
-    """Everything needed to rebuild the network before loading its weights."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["mlp", "embedding_mlp", "ft_transformer"]
-    n_numeric: int
-    cardinalities: list[int]  # per categorical column, including code 0 (missing / other)
-    hidden_sizes: list[int]
-    dropout: float
-    embedding_dim: int
-    output_dim: int
-    category_embedding_max: int
-    periodic_frequencies: int  # embedding_mlp
-    periodic_sigma: float  # embedding_mlp
-    token_dim: int  # ft_transformer
-    transformer_blocks: int  # ft_transformer
-    attention_heads: int  # ft_transformer
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy_fields(cls, raw: object) -> object:
-        """Configs of packages registered before a field existed hold the value then fixed in code."""
-        return {**LEGACY_CONFIG, **raw} if isinstance(raw, dict) else raw
-
-
-def category_embedding_dim(cardinality: int, cap: int) -> int:
-    """Rule of thumb: grows with the log of the level count, never above `cap`."""
-    return max(2, min(cap, int(round(1.6 * cardinality**0.56))))
+from tabml.training.model_config import ModelConfig, category_embedding_dim
+from tabml.training.tabm import TabM, combine_members
 
 
 class PeriodicNumericEmbedding(nn.Module):
@@ -104,11 +64,19 @@ class FTTransformer(nn.Module):
 
 class TabularNet(nn.Module):
     """Categoricals through embeddings, numerics raw (`mlp`) or embedded (`embedding_mlp`), then MLP + linear;
-    or, with `ft_transformer`, an `FTTransformer` over feature tokens."""
+    or, with `ft_transformer`, an `FTTransformer` over feature tokens; or, with `tabm`, a `TabM` ensemble."""
+
+    clip_index: torch.Tensor
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        self.register_buffer("clip_index", torch.tensor(config.clip_columns, dtype=torch.long), persistent=False)
+        if config.kind == "tabm":
+            if config.task is None:
+                raise ValueError("a tabm config needs its task (how the members' outputs are averaged)")
+            self.tabm = TabM(config)
+            return
         if config.kind == "ft_transformer":
             self.transformer = FTTransformer(config)
             return
@@ -136,7 +104,18 @@ class TabularNet(nn.Module):
         layers.append(nn.Linear(width, config.output_dim))
         self.mlp = nn.Sequential(*layers)
 
+    def members(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """tabm: every member's output (batch, k, out); other kinds: the output as one member."""
+        if self.config.kind == "tabm":
+            return self.tabm(x_num, x_cat)
+        return self(x_num, x_cat)[:, None, :]
+
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        if self.config.kind == "tabm":
+            return combine_members(self.tabm(x_num, x_cat), self.config.task)  # type: ignore[arg-type]
+        if self.clip_index.numel():
+            x_num = x_num.clone()
+            x_num[:, self.clip_index] = x_num[:, self.clip_index].clamp(-self.config.input_clip, self.config.input_clip)
         if self.config.kind == "ft_transformer":
             return self.transformer(x_num, x_cat)
         parts = [self.numeric(x_num)] if self.config.n_numeric else []

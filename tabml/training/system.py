@@ -17,7 +17,8 @@ from torch import nn
 from torchmetrics.aggregation import MeanMetric, SumMetric
 
 from tabml.training.datamodule import Batch
-from tabml.training.model import ModelConfig, TabularNet
+from tabml.training.model import TabularNet
+from tabml.training.model_config import ModelConfig
 
 
 def split_metrics(task: str, n_classes: int, prefix: str) -> torchmetrics.MetricCollection:
@@ -97,9 +98,14 @@ class TabularSystem(L.LightningModule):
         self.running = RunningLoss()
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        if self.training and self.net.config.kind == "tabm":
+            return self.net.members(x_num, x_cat)  # (batch, k, out): each member is trained on its own loss
         return self.net(x_num, x_cat)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if logits.ndim == 3:  # tabm members: the mean of their losses
+            k = logits.shape[1]
+            return self.loss(logits.flatten(0, 1), y.repeat_interleave(k))
         if self.task == "binary":
             return self.loss_fn(logits[:, 0], y.float())
         if self.task == "multiclass":

@@ -55,7 +55,8 @@ def load_model(model_dir: Path) -> TabularNet:
     """Rebuild from JSON and load safetensors weights; the network comes back in eval mode."""
     from safetensors.torch import load_file
 
-    from tabml.training.model import ModelConfig, TabularNet
+    from tabml.training.model import TabularNet
+    from tabml.training.model_config import ModelConfig
 
     config = ModelConfig.model_validate(json.loads((model_dir / CONFIG_FILE).read_text()))
     net = TabularNet(config)

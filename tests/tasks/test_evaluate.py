@@ -10,7 +10,8 @@ from tabml.core.errors import ExitCode, StageError
 from tabml.core.params import load_params
 from tabml.data.preprocessing import SplitArrays
 from tabml.data.processed import save_split, split_path
-from tabml.training.model import ModelConfig, TabularNet
+from tabml.training.model import TabularNet
+from tabml.training.model_config import ModelConfig
 from tabml.training.trained_model import save_model
 from tasks import evaluate
 from tests.workspace import EXAMPLE_PARAMS

@@ -76,7 +76,7 @@ def val_loss_of_saved_model(root: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["mlp", "embedding_mlp", "ft_transformer"])
+@pytest.mark.parametrize("model", ["tabm", "mlp", "embedding_mlp", "ft_transformer"])
 def test_train_writes_safetensors_that_reload_to_the_same_predictions(processed: Path, model: str) -> None:
     edit_params(processed, train={"model": model, "token_dim": 32, "transformer_blocks": 2})  # small on CPU
     train.run(load_params())

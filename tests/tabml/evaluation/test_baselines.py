@@ -44,3 +44,27 @@ def test_codes_never_seen_in_training_get_no_column_of_their_own() -> None:
     arrays = SplitArrays(np.ones((2, 1), np.float32), np.array([[1], [7]]), np.zeros(2, np.int64))
     x = design_matrix(arrays, [3]).toarray()
     assert x.tolist() == [[1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]]
+
+
+def test_the_linear_baseline_reads_raw_columns_unclipped_with_every_train_level() -> None:
+    import pandas as pd
+    import yaml
+
+    from tabml.core.params import PreprocessParams
+    from tabml.data.column_types import ColumnDecision
+    from tabml.data.preprocessing import fit_state
+    from tabml.data.target import TargetEncoding
+    from tabml.evaluation.baselines import raw_columns
+    from tests.workspace import EXAMPLE_PARAMS
+
+    train = pd.DataFrame({"delay": [0.0, 1.0, 2.0, None, 1000.0], "city": ["a", "b", "b", None, "c"]})
+    test = pd.DataFrame({"delay": [5000.0], "city": ["zzz"]})
+    decisions = [ColumnDecision("delay", "numeric", ""), ColumnDecision("city", "categorical", "")]
+    example = yaml.safe_load(EXAMPLE_PARAMS.read_text())["preprocess"]
+    p = PreprocessParams.model_validate({**example, "max_levels": 2, "min_level_count": 2})
+    state = fit_state(train, decisions, TargetEncoding(task="regression", column="y", labels=None), p, None)
+    raw = raw_columns({"train": train, "val": train, "test": test}, state)
+    x_train, x_test = raw.train.toarray(), raw.test.toarray()
+    assert x_train.shape == (5, 1 + 4)  # every train level (a, b, c, missing), not the network's top 2
+    assert abs(x_train[:, 0].mean()) < 1e-9 and x_test[0, 0] > 10  # standardised, never clipped
+    assert x_test[0, 1:].tolist() == [0.0, 0.0, 0.0, 0.0]  # an unseen level: all zero
