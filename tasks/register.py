@@ -8,6 +8,8 @@ the decision goes to reports/gate.json and into the package as gate_report.json.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,9 +50,9 @@ def summary_line(name: str, entry: VersionEntry, decision: GateDecision) -> str:
 
 
 def compare_with_production(
-    params: Params, frame: pd.DataFrame, metrics_doc: dict
+    params: Params, frame: pd.DataFrame, metrics_doc: dict, model_folder: Path
 ) -> ChampionEvidence | ChampionUnavailable | None:
-    """Score this model and production on the frozen test rows `frame`."""
+    """Score this model (the folder `model_folder`) and production on the frozen test rows `frame`."""
     from tabml.evaluation.metrics import task_metrics
     from tabml.evaluation.scorer import load_scorer
     from tabml.evaluation.slices import missing_columns, slice_groups
@@ -59,7 +61,7 @@ def compare_with_production(
 
     p = params.register_
     threshold = metrics_doc.get("threshold")
-    challenger = load_scorer(params.train.out_dir, read_state(params.preprocess.out_dir), threshold)
+    challenger = load_scorer(model_folder, read_state(params.preprocess.out_dir), threshold)
     metric = primary_metric_for(params.data.task, p)
     # the rows and the model must be the ones evaluate scored: a stale output would compare the wrong thing
     measured = task_metrics(
@@ -80,22 +82,51 @@ def compare_with_production(
     return champion_evidence(p.registry_dir, params.data.name, challenger, frame, metric, groups, p.champion)
 
 
-def refuse(params: Params, decision: GateDecision, n_test: int | None) -> StageError:
-    """Record a refused model (nothing is registered) and say why."""
+def refuse(params: Params, candidate: Candidate, decision: GateDecision, n_test: int | None) -> StageError:
+    """Record a refused model (nothing is registered) and say, once, why and which setting would pass it."""
+    from tabml.registry.refusal import refusal_todo
+
     p, name = params.register_, params.data.name
     write_document(p.record, registration_record(params, decision))
     write_document(p.gate_report, gate_document(decision, name, None, n_test))
     return StageError(
-        f"model {name} not registered, gate failed: " + "; ".join(decision.blocking),
+        f"model {name} not registered (registration tier of the gate): " + "; ".join(decision.blocking),
         params.evaluate.metrics,
-        "improve the model (features, train params) or change register.thresholds / register.baselines",
+        refusal_todo(candidate, decision, params.data.task, p),
     )
+
+
+def registration_decision(params: Params, metrics_doc: dict, folder: Path) -> tuple[Candidate, GateDecision, bool]:
+    """The candidate that goes on, the network's registration decision, and whether the candidate is the linear
+    model written to `folder` (register.linear_fallback) instead of the network."""
+    from tabml.registry import fallback
+
+    p, task = params.register_, params.data.task
+    candidate = Candidate(metrics_doc.get("test") or {}, metrics_doc.get("baselines") or {})
+    decision = gate(candidate, None, task, p)
+    if decision.passed:
+        return candidate, decision, False
+    if not (p.linear_fallback and fallback.lost_to_linear(decision)):
+        raise refuse(params, candidate, decision, metrics_doc.get("n_test"))
+    linear_doc = fallback.fit_fallback(params, metrics_doc, folder)
+    linear = Candidate(linear_doc["test"], metrics_doc.get("baselines") or {})
+    linear_decision = gate(linear, None, task, fallback.without_linear_baseline(p))
+    if not linear_decision.passed:
+        raise refuse(params, linear, linear_decision, metrics_doc.get("n_test"))
+    print(f"[register] {fallback.note_fallback(linear_decision, decision).reasons[0]}", flush=True)
+    return linear, decision, True
 
 
 def run(params: Params) -> list[Path]:
     """Gate on reports/metrics.json and on production; publish v<N> as production or staging."""
+    with tempfile.TemporaryDirectory(prefix="tabml-linear-") as folder:  # the linear fallback's model, if any
+        return register(params, Path(folder))
+
+
+def register(params: Params, folder: Path) -> list[Path]:
     from tabml.data.processed import split_rows
     from tabml.data.snapshot import read_accepted
+    from tabml.registry import fallback
     from tabml.registry.lineage import collect_lineage, data_profile
     from tabml.validation.report import reference_path
 
@@ -104,11 +135,13 @@ def run(params: Params) -> list[Path]:
     if metrics_doc.get("task") != task:
         what = f"metrics are for task {metrics_doc.get('task')!r} but data.task is {task!r}"
         raise StageError(what, params.evaluate.metrics, "re-run evaluation: dvc repro evaluate")
-    candidate = Candidate(metrics_doc.get("test") or {}, metrics_doc.get("baselines") or {})
-    decision = gate(candidate, None, task, p)  # the registration tier needs no champion
-    if not decision.passed:
-        raise refuse(params, decision, metrics_doc.get("n_test"))
-    sources = package_sources(params)
+    candidate, network_decision, linear = registration_decision(params, metrics_doc, folder)
+    model_folder = folder if linear else params.train.out_dir
+    if linear:
+        metrics_doc = json.loads((folder / fallback.METRICS_NAME).read_text())
+        sources = fallback.fallback_sources(params, folder)
+    else:
+        sources = package_sources(params)
     for source in sources.values():
         if not source.exists():
             raise StageError("not found", source, "run the pipeline up to evaluate first: dvc repro evaluate")
@@ -117,7 +150,11 @@ def run(params: Params) -> list[Path]:
     table_path = params.preprocess.input
     table = read_accepted(table_path)
     frame = split_rows(params.preprocess.out_dir, table, "test", table_path)
-    decision = gate(candidate, compare_with_production(params, frame, metrics_doc), task, p)
+    gate_params = fallback.without_linear_baseline(p) if linear else p
+    champion = compare_with_production(params, frame, metrics_doc, model_folder)
+    decision = gate(candidate, champion, task, gate_params)
+    if linear:
+        decision = fallback.note_fallback(decision, network_decision)
     profile = data_profile(table_path, table, reference_path(params.validate_.reference_dir, name))
 
     held: list[GateDecision] = [decision]  # what was decided under the registry lock (see stage_for)

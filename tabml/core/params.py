@@ -190,6 +190,7 @@ class RegisterParams(Section):
     primary_metric: str | None  # null: per task (tabml.core.metric_names.PRIMARY_METRIC)
     thresholds: dict[TaskType, dict[str, float]]
     baselines: dict[Literal["majority", "linear"], float]  # baseline -> relative tie tolerance
+    linear_fallback: bool  # a network that loses to the linear baseline: register a linear model instead
     champion: ChampionParams
     reproduce: ReproduceParams
     gto_tags: bool

@@ -64,7 +64,8 @@ class FTTransformer(nn.Module):
 
 class TabularNet(nn.Module):
     """Categoricals through embeddings, numerics raw (`mlp`) or embedded (`embedding_mlp`), then MLP + linear;
-    or, with `ft_transformer`, an `FTTransformer` over feature tokens; or, with `tabm`, a `TabM` ensemble."""
+    or, with `ft_transformer`, an `FTTransformer` over feature tokens; or, with `tabm`, a `TabM` ensemble; or, with
+    `linear`, a linear model of the same inputs (fitted by tabml.evaluation.linear_model, never trained here)."""
 
     clip_index: torch.Tensor
 
@@ -79,6 +80,10 @@ class TabularNet(nn.Module):
             return
         if config.kind == "ft_transformer":
             self.transformer = FTTransformer(config)
+            return
+        if config.kind == "linear":  # logits = W x_num + one weight row per category level + b
+            self.linear = nn.Linear(config.n_numeric, config.output_dim)
+            self.levels = nn.ModuleList(nn.Embedding(card, config.output_dim) for card in config.cardinalities)
             return
         dims = [category_embedding_dim(card, config.category_embedding_max) for card in config.cardinalities]
         self.embeddings = nn.ModuleList(
@@ -118,6 +123,11 @@ class TabularNet(nn.Module):
             x_num[:, self.clip_index] = x_num[:, self.clip_index].clamp(-self.config.input_clip, self.config.input_clip)
         if self.config.kind == "ft_transformer":
             return self.transformer(x_num, x_cat)
+        if self.config.kind == "linear":
+            logits = self.linear(x_num)
+            for i, emb in enumerate(self.levels):
+                logits = logits + emb(x_cat[:, i])
+            return logits
         parts = [self.numeric(x_num)] if self.config.n_numeric else []
         parts += [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
         if not parts:

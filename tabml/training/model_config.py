@@ -32,7 +32,7 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["tabm", "mlp", "embedding_mlp", "ft_transformer"]
+    kind: Literal["tabm", "mlp", "embedding_mlp", "ft_transformer", "linear"]  # linear: the gate's fallback
     n_numeric: int
     cardinalities: list[int]  # per categorical column, including code 0 (missing / other)
     hidden_sizes: list[int]

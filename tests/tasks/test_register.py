@@ -193,6 +193,54 @@ def test_failing_a_threshold_or_a_baseline_registers_nothing(project: Path, caps
     assert git(project, "tag", "--list") == ""
 
 
+def test_a_refusal_names_the_tier_and_the_params_line_that_would_pass_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evaluated(project, params_of(project, baselines={"linear": 0.0}, thresholds={}), features="weak")
+    assert register.main(["--params", "params.yaml"]) == ExitCode.BAD_INPUT
+    lines = capsys.readouterr().err.strip().splitlines()  # what failed and where, then what to do
+    assert len(lines) == 2 and lines[0].startswith("[register] FAILED: ") and "registration tier" in lines[0]
+    err = " ".join(lines)
+    assert "Traceback" not in err and err.count("baseline linear") == 1
+    assert "register.linear_fallback: true" in err and "register.baselines.linear: 0." in err
+    tolerance = float(err.split("register.baselines.linear: ")[1].split()[0])
+    params = params_of(project, baselines={"linear": tolerance})  # the printed value does let it through
+    register.run(params)
+    assert record(project)["version"] == 1
+
+
+def test_linear_fallback_registers_a_linear_model_that_scores_like_its_metrics(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tabml.evaluation.metrics import task_metrics
+    from tabml.registry.package import load_scorer
+    from tabml.registry.store import load_package
+
+    params = evaluated(
+        project, params_of(project, baselines={"majority": 0.0, "linear": 0.0}, linear_fallback=True), features="weak"
+    )
+    register.run(params)
+    out = capsys.readouterr().out
+    assert "registered the linear model instead" in out and "registered credit v1 (production)" in out
+    package = load_package(project / "registry", "credit", stage="production")
+    assert package.document("model_config.json")["kind"] == "linear"
+    doc = package.document("metrics.json")
+    assert doc["model"] == "linear" and doc["test"]["auroc"] > doc["network_test"]["auroc"]
+    assert not {"slices.json", *FIGURES} & {p.name for p in package.path.iterdir()}  # the network's, left out
+    gate_report = json.loads((project / "reports/gate.json").read_text())
+    assert gate_report["checks"][0]["name"] == "linear fallback"
+    # the package scores the test rows exactly as its recorded metrics say
+    from tabml.data.processed import split_rows
+    from tabml.data.snapshot import read_accepted
+
+    frame = split_rows(
+        params.preprocess.out_dir, read_accepted(params.preprocess.input), "test", params.preprocess.input
+    )
+    scorer = load_scorer(package)
+    measured = task_metrics("binary", scorer.scores(frame), scorer.target(frame), scorer.threshold)
+    assert measured["auroc"] == pytest.approx(doc["test"]["auroc"], abs=1e-6)
+
+
 def test_a_tampered_production_package_stops_the_registration(project: Path) -> None:
     params = params_of(project)
     register.run(evaluated(project, params))
