@@ -36,7 +36,9 @@ def main() -> None:
         costs = measure_pipeline(root)
     print_costs(costs, f"{args.rows:,} rows x {table.shape[1]} columns, 'merchant' with 4,000 levels")
     total, peak = sum(c.seconds for c in costs), max(c.peak_mib for c in costs)
-    print(f"goal: <= 600 s and <= 4096 MiB -> {'met' if total <= 600 and peak <= 4096 else 'NOT met'}")
+    cpu = sum(c.cpu_seconds for c in costs)
+    print(f"goal: <= 600 s and <= 4096 MiB -> {'met' if total <= 600 and peak <= 4096 else 'NOT met'} (wall)")
+    print(f"      CPU seconds {cpu:.0f} (what an idle machine's wall time would be for single-threaded stages)")
 
 
 if __name__ == "__main__":
