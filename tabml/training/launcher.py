@@ -20,6 +20,7 @@ from pathlib import Path
 from tabml.core.errors import ExitCode
 from tabml.core.ops_params import LauncherParams
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
+from tabml.core.stage import write_status
 
 LAUNCHED_ENV = "TABML_LAUNCHED"  # set for the launched ranks: they train instead of launching again
 
@@ -49,12 +50,12 @@ def launch_if_configured(stage: str, module: str, argv: Sequence[str] | None) ->
     if command is None:
         return None
     if shutil.which(command[0]) is None:
-        print(
-            f"[{stage}] FAILED: train.launcher.kind is {launcher.kind}, but `{command[0]}` is not on PATH here\n"
-            f"  what to do: run on a node that has it, or set train.launcher.kind: none in {known.params}",
-            file=sys.stderr,
-            flush=True,
+        message = (
+            f"train.launcher.kind is {launcher.kind}, but `{command[0]}` is not on PATH here\n"
+            f"  what to do: run on a node that has it, or set train.launcher.kind: none in {known.params}"
         )
+        print(f"[{stage}] FAILED: {message}", file=sys.stderr, flush=True)
+        write_status(stage, ExitCode.BAD_INPUT, message)  # the flow does not retry a setting
         return ExitCode.BAD_INPUT
     print(f"[{stage}] launching: {' '.join(command)}", flush=True)
     return _run_forwarding_signals(command, {**os.environ, LAUNCHED_ENV: "1"})

@@ -262,10 +262,12 @@ def test_the_launcher_command_comes_from_params_alone() -> None:
 
 def test_a_launcher_that_is_not_installed_fails_in_one_line(processed: Path) -> None:
     edit_params(processed, train={"launcher": {"kind": "srun", "args": []}})
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no SLURM here
+    status = processed / "status.json"
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent), "TABML_STAGE_STATUS": str(status)}  # no SLURM
     proc = subprocess.run([sys.executable, "-m", "tasks.train"], cwd=processed, env=env, capture_output=True, text=True)
     assert proc.returncode == ExitCode.BAD_INPUT
     assert "[train] FAILED: train.launcher.kind is srun, but `srun` is not on PATH here" in proc.stderr
+    assert json.loads(status.read_text())["exit_code"] == ExitCode.BAD_INPUT  # the flow will not retry it
     assert not (processed / "models").exists()
 
 
