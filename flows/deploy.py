@@ -23,6 +23,7 @@ from typing import Any, cast
 from tabml.core.env import quiet_telemetry
 from tabml.core.ops_params import DeploymentParams
 from tabml.core.params import ParamsError
+from tabml.orchestration.code_source import CodeSourceError, git_source, git_storage
 
 FLOW_NAME = "training-pipeline"
 ENTRYPOINT = "flows/pipeline.py:training_pipeline"  # loaded from the project the deployment points at
@@ -36,7 +37,7 @@ class DeployError(RuntimeError):
 def deployment_parameters(root: Path, d: DeploymentParams) -> dict[str, Any]:
     """The flow parameters every run of the deployment gets, unless the trigger passes its own; pure."""
     return {
-        "root": str(root),
+        "root": "." if d.source == "git" else str(root),  # git: the worker's clone, where the pull steps leave it
         "force": d.force,
         "params_overrides": list(d.params_overrides),
         "data_path": d.data_path,
@@ -123,9 +124,14 @@ def deploy(root: Path, d: DeploymentParams) -> str:
     from prefect.schedules import Cron
 
     check_overrides(root, d)
+    where = str(root)
+    if d.source == "git":  # the worker clones the git remote at this commit and `dvc pull`s (code_source)
+        url, commit = git_source(root, d.git_remote)
+        storage, where = git_storage(url, commit), f"{url} at {commit[:12]}"
+    else:  # the worker runs the flow in this folder (a `set_working_directory` pull step), on its code
+        storage = LocalStorage(str(root))
     ensure_work_pool(d.work_pool, d.work_pool_type)
-    # LocalStorage: the worker runs the flow in this folder (a `set_working_directory` pull step), on its code.
-    pipeline = cast(Any, flow.from_source(source=LocalStorage(str(root)), entrypoint=ENTRYPOINT))  # sync here
+    pipeline = cast(Any, flow.from_source(source=storage, entrypoint=ENTRYPOINT))  # sync here
     deployment_id = pipeline.deploy(
         name=d.name,
         work_pool_name=d.work_pool,
@@ -134,7 +140,7 @@ def deploy(root: Path, d: DeploymentParams) -> str:
             limit=d.concurrency_limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
         ),
         parameters=deployment_parameters(root, d),
-        description=f"The tabml training pipeline in {root}, stage by stage through DVC.",
+        description=f"The tabml training pipeline in {where}, stage by stage through DVC.",
         tags=["tabml"],
         build=False,
         push=False,
@@ -202,14 +208,15 @@ def main(argv: list[str] | None = None) -> int:
             deployment_id = deploy(root, d)
             schedule = f"cron '{d.cron}' ({d.timezone})" if d.cron else "no schedule (trigger only)"
             print(f"deployment {FLOW_NAME}/{d.name} ({deployment_id}) on pool '{d.work_pool}', {schedule}")
-            print(f"  runs on {root}; UI: {api.removesuffix('/api')}/deployments; start a worker: make worker")
+            runs_on = root if d.source == "local" else f"a clone of git remote '{d.git_remote}' in the worker's folder"
+            print(f"  runs on {runs_on}; UI: {api.removesuffix('/api')}/deployments; start a worker: make worker")
             return 0
         flow_run = trigger(d, trigger_parameters(args.force, args.set_param, args.data_path), args.wait, args.timeout)
         state = flow_run.state
         print(f"flow run '{flow_run.name}' ({flow_run.id}): {state.name if state else 'Scheduled'}")
         print(f"  UI: {api.removesuffix('/api')}/runs/flow-run/{flow_run.id}")
         return 1 if args.wait and (state is None or not state.is_completed()) else 0
-    except (DeployError, ParamsError) as exc:
+    except (DeployError, ParamsError, CodeSourceError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
 

@@ -27,7 +27,7 @@ from prefect.context import FlowRunContext
 
 from tabml.core.dag import PipelineDefinitionError
 from tabml.core.env import quiet_telemetry
-from tabml.core.ops_params import OrchestrationParams, StagePolicy
+from tabml.core.ops_params import OrchestrationParams, PublishParams, StagePolicy
 from tabml.core.params import ParamsError
 from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome, is_retryable, plan_pipeline, reproduce_stage
 from tabml.orchestration.flow_hooks import notify_failure, publish_summary
@@ -56,9 +56,16 @@ def run_stage(root: str, name: str, force: bool, env: dict[str, str]) -> StageOu
 
 
 @task(name=PUBLISH_STEP, cache_policy=NO_CACHE, persist_result=False)
-def publish_step(root: str, flow_run_id: str, started: datetime, remote: str | None, branch_prefix: str) -> Published:
-    """`dvc push`, then dvc.lock, params and reports committed on `runs/<time>-<run id>`."""
-    return publish_run(Path(root), flow_run_id=flow_run_id, started=started, remote=remote, branch_prefix=branch_prefix)
+def publish_step(root: str, flow_run_id: str, started: datetime, settings: PublishParams) -> Published:
+    """`dvc push`, then dvc.lock, params and reports committed on `runs/<time>-<run id>` (and pushed to git)."""
+    return publish_run(
+        Path(root),
+        flow_run_id=flow_run_id,
+        started=started,
+        remote=settings.remote,
+        branch_prefix=settings.branch_prefix,
+        git_remote=settings.git_remote,
+    )
 
 
 @flow(name="training-pipeline", on_failure=[notify_failure], on_crashed=[notify_failure])
@@ -139,7 +146,7 @@ def _publish(
     step = _as_task(publish_step, PUBLISH_STEP, orchestration.policy(PUBLISH_STEP))
     settings = orchestration.publish
     try:
-        published = step(str(project), run_id, started, settings.remote, settings.branch_prefix)
+        published = step(str(project), run_id, started, settings)
     except Exception as exc:
         failure = exc if isinstance(exc, PublishError) else PublishError(f"{type(exc).__name__}: {exc}")
         publish_summary(FlowParams(orchestration), outcomes, failure=StageFailedError(PUBLISH_STEP, str(failure)))

@@ -21,6 +21,7 @@ from tabml.core.params import Params, TrainParams
 from tabml.core.stage import stage_main
 from tabml.data.preprocessing import PreprocessState
 from tabml.data.processed import read_state
+from tabml.training.launcher import launch_if_configured
 
 if TYPE_CHECKING:
     import lightning as L
@@ -284,7 +285,8 @@ def run(params: Params) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return stage_main("train", run, argv)
+    launched = launch_if_configured("train", "tasks.train", argv)  # train.launcher: torchrun, srun
+    return stage_main("train", run, argv) if launched is None else launched
 
 
 if __name__ == "__main__":

@@ -20,6 +20,14 @@ class TrackingParams(Section):
     dir: Path
 
 
+class LauncherParams(Section):
+    """What starts the train stage's ranks: the stage itself (none), torchrun or srun, with their arguments."""
+
+    kind: Literal["none", "torchrun", "srun"]
+    args: list[str]  # before the module: ["--nnodes", "2", "--nproc_per_node", "4"]; a node's rank and the
+    # master address come from the environment the cluster sets (PET_NODE_RANK, PET_MASTER_ADDR; SLURM_*)
+
+
 class StagePolicy(Section):
     """Retries and timeout of one flow step (a dvc.yaml stage, or `publish`)."""
 
@@ -42,6 +50,9 @@ class StageOverride(Section):
     timeout_seconds: float | None = Field(default=None, gt=0)
 
 
+GIT_REMOTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
 class PublishParams(Section):
     """After a successful run: `dvc push`, then dvc.lock and the git-tracked reports on a run branch."""
 
@@ -49,6 +60,7 @@ class PublishParams(Section):
     manual: bool  # `python -m flows.pipeline` / `make run` (--publish turns it on for one run)
     remote: str | None  # DVC remote name; null = the default remote
     branch_prefix: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*/$")
+    git_remote: str | None = Field(pattern=GIT_REMOTE_NAME)  # push the run branch there; null = keep it local
 
 
 class NotifyParams(Section):
@@ -71,6 +83,10 @@ class DeploymentParams(Section):
     force: bool
     params_overrides: list[str]  # `dvc exp run -S` syntax: ["train.lr=0.003"]
     data_path: str | None  # shorthand for the override data.path=...
+    # local: the worker runs in the deploying checkout | git: it clones `git_remote` at the deployed commit into its
+    # own working folder and `dvc pull`s what the run needs (docs/scale-out.md)
+    source: Literal["local", "git"]
+    git_remote: str = Field(pattern=GIT_REMOTE_NAME)  # the git remote (name in the deploying checkout) workers clone
 
 
 class OrchestrationParams(Section):

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tabml.core.metric_names import TASK_METRICS
-from tabml.core.ops_params import OrchestrationParams, TrackingParams
+from tabml.core.ops_params import LauncherParams, OrchestrationParams, TrackingParams
 
 TaskType = Literal["binary", "multiclass", "regression"]
 ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "drop"]
@@ -143,6 +143,7 @@ class TrainParams(Section):
     resume: bool
     seed: int
     deterministic: bool
+    launcher: LauncherParams
 
     @model_validator(mode="after")
     def _heads_divide_tokens(self) -> TrainParams:

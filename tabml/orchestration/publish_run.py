@@ -6,7 +6,8 @@ user's checkout, index and current branch are never touched. The commit is HEAD 
 dvc.lock, params.yaml, every output DVC does not cache (reports, metrics, reference suites) and every other
 git-tracked file that differs from HEAD (plus the .gitignore files DVC writes beside its outputs), so the
 branch is exactly what the run ran with. The push comes
-first: a branch exists only when its data is in the remote.
+first: a branch exists only when its data is in the remote. With `orchestration.publish.git_remote` the branch
+then goes to that git remote (a remote worker's clone would otherwise take it with it).
 """
 
 from __future__ import annotations
@@ -114,10 +115,31 @@ def commit_to_branch(
     return branch, commit
 
 
+def push_branch(root: Path, git_remote: str, branch: str) -> None:
+    """`git push <git_remote> <branch>`: the run branch to the git remote a remote worker cloned from."""
+    from tabml.core.redact import redact_text
+
+    try:
+        _git(root, "push", "--quiet", git_remote, f"refs/heads/{branch}:refs/heads/{branch}")
+    except subprocess.CalledProcessError as exc:
+        raise PublishError(
+            f"{root}: git push of run branch {branch} to '{git_remote}' failed: {redact_text(exc.stderr.strip())}\n"
+            f"  what to do: the data is pushed and the branch is committed here; check the remote's access, then "
+            f"`git push {git_remote} {branch}` (orchestration.publish.git_remote: null keeps run branches local).",
+            retryable=True,
+        ) from None
+
+
 def publish_run(
-    root: Path, *, flow_run_id: str, started: datetime, remote: str | None, branch_prefix: str
+    root: Path,
+    *,
+    flow_run_id: str,
+    started: datetime,
+    remote: str | None,
+    branch_prefix: str,
+    git_remote: str | None,
 ) -> Published:
-    """Push, then commit to `runs/...`; PublishError says which step failed and what to do."""
+    """Push, commit to `runs/...`, push that to `git_remote`; PublishError says which step failed and what to do."""
     root = root.resolve()
     pushed = dvc_push(root, remote)
     branch = run_branch_name(branch_prefix, started, flow_run_id)
@@ -131,6 +153,8 @@ def publish_run(
             "  what to do: the data is pushed; commit dvc.lock by hand (`git switch -c <branch>`, "
             "`git add dvc.lock params.yaml reports`, `git commit`), and check the repository with `git status`."
         ) from None
+    if made is not None and git_remote is not None:
+        push_branch(root, git_remote, made)
     return Published(pushed, made, commit, paths, new_branch=made == branch)
 
 

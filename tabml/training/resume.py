@@ -36,7 +36,7 @@ CODE_FILES = ("model.py", "system.py", "datamodule.py")
 # a run may resume on another number of devices or nodes).
 PLACEMENT_PARAMS = frozenset(
     {"out_dir", "checkpoint_dir", "checkpoint_every_n_steps", "resume", "accelerator", "devices", "num_nodes"}
-    | {"strategy", "ddp_timeout_seconds", "cpu_threads"}
+    | {"strategy", "ddp_timeout_seconds", "cpu_threads", "launcher"}
 )
 
 

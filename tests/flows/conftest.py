@@ -24,6 +24,8 @@ import dvc  # noqa: F401
 import httpx
 import pytest
 
+from tests.s3_server import S3Server, s3_server
+
 STARTUP_TIMEOUT_SECONDS = 120  # a loaded 2-core CI box needs ~30 s
 
 
@@ -109,3 +111,10 @@ def use_prefect_api(prefect_server: PrefectServer) -> Iterator[PrefectServer]:
     with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
         yield prefect_server
         APILogHandler().flush()  # send the test's run logs now, while the server is surely still there
+
+
+@pytest.fixture(scope="session")
+def s3_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 API (moto's standalone server) on loopback for the session, stopped at its end."""
+    with s3_server(tmp_path_factory.mktemp("s3-server")) as server:
+        yield server

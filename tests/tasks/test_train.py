@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from tabml.core.errors import ExitCode
 from tabml.core.params import load_params
@@ -239,3 +240,76 @@ def test_a_spawn_strategy_is_refused_with_the_supported_ones(
     edit_params(processed, train={"strategy": "ddp_spawn"})
     assert train.main([]) == ExitCode.BAD_INPUT
     assert "train.strategy" in capsys.readouterr().err
+
+
+TWO_NODE_LAUNCHER = {"kind": "torchrun", "args": ["--nnodes", "2", "--nproc_per_node", "1"]}
+
+
+def test_the_launcher_command_comes_from_params_alone() -> None:
+    from tabml.core.ops_params import LauncherParams
+    from tabml.training.launcher import launch_command
+
+    torchrun = LauncherParams.model_validate(TWO_NODE_LAUNCHER)
+    assert launch_command(torchrun, "py", "tasks.train", ["--params", "p.yaml"]) == [
+        *["py", "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1"],
+        *["-m", "tasks.train", "--params", "p.yaml"],
+    ]
+    srun = LauncherParams.model_validate({"kind": "srun", "args": ["--ntasks-per-node", "4"]})
+    expected = ["srun", "--ntasks-per-node", "4", "py", "-m", "tasks.train"]
+    assert launch_command(srun, "py", "tasks.train", []) == expected
+    assert launch_command(LauncherParams(kind="none", args=[]), "py", "tasks.train", []) is None
+
+
+def test_a_launcher_that_is_not_installed_fails_in_one_line(processed: Path) -> None:
+    edit_params(processed, train={"launcher": {"kind": "srun", "args": []}})
+    status = processed / "status.json"
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent), "TABML_STAGE_STATUS": str(status)}  # no SLURM
+    proc = subprocess.run([sys.executable, "-m", "tasks.train"], cwd=processed, env=env, capture_output=True, text=True)
+    assert proc.returncode == ExitCode.BAD_INPUT
+    assert "[train] FAILED: train.launcher.kind is srun, but `srun` is not on PATH here" in proc.stderr
+    assert json.loads(status.read_text())["exit_code"] == ExitCode.BAD_INPUT  # the flow will not retry it
+    assert not (processed / "models").exists()
+
+
+@pytest.mark.slow
+def test_two_torchrun_nodes_in_two_clones_share_only_the_checkpoint_dir_and_the_remote(tmp_path: Path) -> None:
+    from tests.conftest import dvc, make_workspace, sh
+    from tests.workspace import commit_all
+
+    node0 = make_workspace(tmp_path / "node0")
+    dvc("repro", "preprocess", cwd=node0)
+    commit_all(node0, "processed data")
+    dvc("push", cwd=node0)
+    node1 = tmp_path / "node1"
+    sh("git", "clone", "-q", node0, node1, cwd=tmp_path)
+    dvc("remote", "add", "-f", "-d", "local", str(tmp_path / "node0-remote"), cwd=node1)  # the same remote
+    dvc("pull", "data/processed", cwd=node1)
+    shared = tmp_path / "shared" / "checkpoints"
+    for root in (node0, node1):  # the same params on every node: the launcher by params alone
+        edit_params(
+            root,
+            train={"accelerator": "cpu", "devices": 1, "num_nodes": 2, "strategy": "ddp"}
+            | {"checkpoint_dir": str(shared), "launcher": TWO_NODE_LAUNCHER},
+        )
+    cluster = {"PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(free_port())}  # what a cluster sets per node
+    commands = {node0: [sys.executable, "-m", "dvc", "repro", "train"], node1: [sys.executable, "-m", "tasks.train"]}
+    nodes = [
+        subprocess.Popen(
+            command,
+            cwd=root,
+            env={**os.environ, **cluster, "PET_NODE_RANK": str(rank)},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for rank, (root, command) in enumerate(commands.items())
+    ]
+    outputs = [finish(node, timeout=600) for node in nodes]
+
+    assert all("[train] launching: " in out and "torch.distributed.run --nnodes 2" in out for out in outputs)
+    info = run_info(node0)
+    assert info["world_size"] == 2
+    assert info["val_rows_evaluated"] == len(load_split(node0 / "data/processed/val.npz"))
+    assert not (node1 / "models" / "train").exists()  # node 1 writes nothing
+    assert "train" in yaml.safe_load((node0 / "dvc.lock").read_text())["stages"]  # DVC recorded the launched stage
+    assert not shared.exists()  # rank 0 cleared the shared checkpoints once the model was written

@@ -62,7 +62,7 @@ def run_pipeline(root: Path) -> None:
 
 
 def publish(root: Path, run_id: str = RUN_ID) -> Published:
-    return publish_run(root, flow_run_id=run_id, started=STARTED, remote=None, branch_prefix="runs/")
+    return publish_run(root, flow_run_id=run_id, started=STARTED, remote=None, branch_prefix="runs/", git_remote=None)
 
 
 def test_branch_name_is_time_then_the_short_run_id() -> None:
@@ -118,3 +118,27 @@ def test_a_failed_push_makes_no_branch_and_may_be_retried(repo: Path, tmp_path: 
         publish(repo)
     assert caught.value.retryable and "no run branch was made" in str(caught.value)
     assert git(repo, "branch", "--list", "runs/*") == ""
+
+
+def test_the_run_branch_goes_to_the_git_remote_when_one_is_named(repo: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    run_pipeline(repo)
+    published = publish_run(
+        repo, flow_run_id=RUN_ID, started=STARTED, remote=None, branch_prefix="runs/", git_remote="origin"
+    )
+    assert published.branch is not None
+    assert git(bare, "rev-parse", f"refs/heads/{published.branch}") == published.commit
+    assert not git(bare, "for-each-ref", "refs/heads/main")  # only the run branch, never main
+
+
+def test_a_failed_git_push_says_so_in_one_line_and_keeps_the_branch_here(repo: Path, tmp_path: Path) -> None:
+    git(repo, "remote", "add", "origin", "https://user:hunter2@127.0.0.1:1/nowhere.git")
+    run_pipeline(repo)
+    with pytest.raises(PublishError) as failed:
+        publish_run(repo, flow_run_id=RUN_ID, started=STARTED, remote=None, branch_prefix="runs/", git_remote="origin")
+    message = str(failed.value)
+    assert "git push of run branch runs/20250102-030405-0b0e7c9a to 'origin' failed" in message
+    assert "hunter2" not in message and failed.value.retryable
+    assert git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/runs/") == "runs/20250102-030405-0b0e7c9a"
