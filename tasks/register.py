@@ -8,15 +8,14 @@ the decision goes to reports/gate.json and into the package as gate_report.json.
 
 from __future__ import annotations
 
-import json
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tabml.core.errors import StageError
 from tabml.core.files import utc_now
-from tabml.core.params import DEFAULT_PARAMS, Params
+from tabml.core.params import DEFAULT_PARAMS, Params, RegisterParams
 from tabml.core.stage import stage_main
 from tabml.data.processed import read_state
 from tabml.evaluation.outputs import read_metrics
@@ -96,25 +95,42 @@ def refuse(params: Params, candidate: Candidate, decision: GateDecision, n_test:
     )
 
 
-def registration_decision(params: Params, metrics_doc: dict, folder: Path) -> tuple[Candidate, GateDecision, bool]:
-    """The candidate that goes on, the network's registration decision, and whether the candidate is the linear
-    model written to `folder` (register.linear_fallback) instead of the network."""
+@dataclass(frozen=True)
+class Chosen:
+    """The model that goes on to the champion tier: the network, or the linear fallback's model."""
+
+    candidate: Candidate
+    metrics_doc: dict
+    model_folder: Path
+    sources: dict[str, Path]
+    gate_params: RegisterParams
+    network_decision: GateDecision | None = None  # the network's refusal, when the linear model replaced it
+
+
+def choose(params: Params, folder: Path) -> Chosen:
+    """The registration tier; with register.linear_fallback, the linear model (written to `folder`) replaces a
+    network whose only failure is the linear baseline."""
     from tabml.registry import fallback
 
     p, task = params.register_, params.data.task
+    metrics_doc = read_metrics(params.evaluate.metrics)
+    if metrics_doc.get("task") != task:
+        what = f"metrics are for task {metrics_doc.get('task')!r} but data.task is {task!r}"
+        raise StageError(what, params.evaluate.metrics, "re-run evaluation: dvc repro evaluate")
     candidate = Candidate(metrics_doc.get("test") or {}, metrics_doc.get("baselines") or {})
     decision = gate(candidate, None, task, p)
     if decision.passed:
-        return candidate, decision, False
+        return Chosen(candidate, metrics_doc, params.train.out_dir, package_sources(params), p)
     if not (p.linear_fallback and fallback.lost_to_linear(decision)):
         raise refuse(params, candidate, decision, metrics_doc.get("n_test"))
     linear_doc = fallback.fit_fallback(params, metrics_doc, folder)
     linear = Candidate(linear_doc["test"], metrics_doc.get("baselines") or {})
-    linear_decision = gate(linear, None, task, fallback.without_linear_baseline(p))
+    linear_params = fallback.without_linear_baseline(p)
+    linear_decision = gate(linear, None, task, linear_params)
     if not linear_decision.passed:
         raise refuse(params, linear, linear_decision, metrics_doc.get("n_test"))
     print(f"[register] {fallback.note_fallback(linear_decision, decision).reasons[0]}", flush=True)
-    return linear, decision, True
+    return Chosen(linear, linear_doc, folder, fallback.fallback_sources(params, folder), linear_params, decision)
 
 
 def run(params: Params) -> list[Path]:
@@ -131,30 +147,20 @@ def register(params: Params, folder: Path) -> list[Path]:
     from tabml.validation.report import reference_path
 
     p, name, task = params.register_, params.data.name, params.data.task
-    metrics_doc = read_metrics(params.evaluate.metrics)
-    if metrics_doc.get("task") != task:
-        what = f"metrics are for task {metrics_doc.get('task')!r} but data.task is {task!r}"
-        raise StageError(what, params.evaluate.metrics, "re-run evaluation: dvc repro evaluate")
-    candidate, network_decision, linear = registration_decision(params, metrics_doc, folder)
-    model_folder = folder if linear else params.train.out_dir
-    if linear:
-        metrics_doc = json.loads((folder / fallback.METRICS_NAME).read_text())
-        sources = fallback.fallback_sources(params, folder)
-    else:
-        sources = package_sources(params)
-    for source in sources.values():
+    chosen = choose(params, folder)
+    for source in chosen.sources.values():
         if not source.exists():
             raise StageError("not found", source, "run the pipeline up to evaluate first: dvc repro evaluate")
+    sources, candidate = chosen.sources, chosen.candidate
     schema = input_schema(read_state(params.preprocess.out_dir))
     run_info = read_run_info(params.train.out_dir)
     table_path = params.preprocess.input
     table = read_accepted(table_path)
     frame = split_rows(params.preprocess.out_dir, table, "test", table_path)
-    gate_params = fallback.without_linear_baseline(p) if linear else p
-    champion = compare_with_production(params, frame, metrics_doc, model_folder)
-    decision = gate(candidate, champion, task, gate_params)
-    if linear:
-        decision = fallback.note_fallback(decision, network_decision)
+    champion = compare_with_production(params, frame, chosen.metrics_doc, chosen.model_folder)
+    decision = gate(candidate, champion, task, chosen.gate_params)
+    if chosen.network_decision is not None:
+        decision = fallback.note_fallback(decision, chosen.network_decision)
     profile = data_profile(table_path, table, reference_path(params.validate_.reference_dir, name))
 
     held: list[GateDecision] = [decision]  # what was decided under the registry lock (see stage_for)
