@@ -21,7 +21,7 @@ from tabml.core.files import fsync_dir
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save to `.<name>.<random>.tmp` in the same folder, fsync, os.replace: readers see old or new, never half."""
+    """torch.save to `.<name>.<random>.tmp` beside the target, fsync, os.replace: readers see old or new, never half."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         target = Path(path)
