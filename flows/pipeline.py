@@ -34,6 +34,7 @@ from tabml.orchestration.flow_hooks import notify_failure, publish_summary
 from tabml.orchestration.flow_params import FlowParams, load_flow_params
 from tabml.orchestration.overrides import apply_param_overrides, override_for
 from tabml.orchestration.publish_run import Published, PublishError, publish_run, should_publish
+from tabml.orchestration.reaper import guard_flow_process
 from tabml.orchestration.summary import status_line
 from tabml.orchestration.workspace_lock import WorkspaceLockTimeout, workspace_lock
 from tabml.registry.lineage import FLOW_RUN_ENV  # the register stage records the run that produced a version
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     quiet_telemetry()  # before the flow starts a local Prefect server, which inherits this environment
+    guard_flow_process()  # a kill -9 of this process takes its temporary server and its stage with it
     try:
         with manual_run_settings():
             training_pipeline(

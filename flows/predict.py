@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import StageError
 from tabml.core.params import ParamsError, load_params
+from tabml.orchestration.reaper import guard_flow_process
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=".", help="project root holding params.yaml and the registry")
     args = parser.parse_args(argv)
     quiet_telemetry()  # before the flow starts a local Prefect server, which inherits this environment
+    guard_flow_process()  # a kill -9 of this process takes its temporary server and its stage with it
     try:
         batch_predict(args.input, args.output, args.version, args.stage, args.root)
     except (StageError, ParamsError) as exc:

@@ -3,6 +3,8 @@
 Besides its exit code (tabml.core.errors), a stage run under the flow writes what happened to the JSON file
 named by TABML_STAGE_STATUS: `running` when it starts, then its exit code, kind and one-line reason. The flow
 reads that file instead of parsing output: a file still saying `running` means the process was killed.
+The record also names the stage's process group: under the flow a stage leads one and dies with the flow
+(tabml.core.lifeline).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import ExitCode, StageError, TransientError
+from tabml.core.lifeline import tie_to_flow
 from tabml.core.params import DEFAULT_PARAMS, Params, ParamsError, load_params, workspace_problems
 
 STATUS_ENV = "TABML_STAGE_STATUS"
@@ -31,6 +34,7 @@ def write_status(stage: str, exit_code: ExitCode | None, message: str = "") -> N
         return
     state = "running" if exit_code is None else exit_code.name.lower()
     record = {"stage": stage, "state": state, "exit_code": None if exit_code is None else int(exit_code)}
+    record |= {"pid": os.getpid(), "pgid": os.getpgrp()}
     with contextlib.suppress(OSError):  # the exit code still tells
         Path(path).write_text(json.dumps({**record, "message": message}) + "\n")
 
@@ -70,6 +74,7 @@ def stage_main(stage: str, run: Callable[[Params], object], argv: Sequence[str] 
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     quiet_telemetry()
+    tie_to_flow(stage)
     write_status(stage, None)
     try:
         run(checked_params(args.params))
