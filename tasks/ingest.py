@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from tabml.core.errors import StageError
-from tabml.core.files import sha256_file
+from tabml.core.files import atomic_path, sha256_file, write_text_atomic
 from tabml.core.params import Params
 from tabml.core.stage import stage_main
 from tabml.data.tables import read_table
@@ -57,11 +57,10 @@ def run(params: Params) -> list[Path]:
     data, out = params.data, params.ingest
     frame = read_table(data.path, data.format)
     check_roles(frame, params)
-    out.snapshot.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out.snapshot, index=False)
+    with atomic_path(out.snapshot) as tmp:  # never a truncated snapshot (a full disk, `ulimit -f`)
+        frame.to_parquet(tmp, index=False)
     summary = ingest_summary(frame, data.path, sha256_file(data.path), time.perf_counter() - start)
-    out.report.parent.mkdir(parents=True, exist_ok=True)
-    out.report.write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out.report, json.dumps(summary, indent=2) + "\n")
     print(f"[ingest] {data.path}: {len(frame):,} rows x {frame.shape[1]} columns -> {out.snapshot}")
     return [out.snapshot, out.report]
 

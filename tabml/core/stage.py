@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import ExitCode, StageError, TransientError
+from tabml.core.fs_errors import file_system_failure
 from tabml.core.lifeline import tie_to_flow
 from tabml.core.params import DEFAULT_PARAMS, Params, ParamsError, load_params, workspace_problems
 
@@ -39,10 +40,13 @@ def write_status(stage: str, exit_code: ExitCode | None, message: str = "") -> N
         Path(path).write_text(json.dumps({**record, "message": message}) + "\n")
 
 
-def classify(exc: BaseException) -> tuple[ExitCode, str]:
+def classify(exc: BaseException, stage: str = "this") -> tuple[ExitCode, str]:
     """The exit code and the one line a failure is reported with."""
     if isinstance(exc, StageError):
         return exc.exit_code, str(exc)
+    refused = file_system_failure(exc, stage)  # a full disk, read-only, permission, size limit: any library
+    if refused is not None:
+        return refused.exit_code, str(refused)
     if isinstance(exc, ParamsError):
         return ExitCode.BAD_INPUT, str(exc)
     if isinstance(exc, FileNotFoundError):
@@ -82,7 +86,7 @@ def stage_main(stage: str, run: Callable[[Params], object], argv: Sequence[str] 
         write_status(stage, ExitCode.INTERRUPTED, "interrupted")
         return ExitCode.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - every failure leaves with its code and its reason
-        code, message = classify(exc)
+        code, message = classify(exc, stage)
         if code == ExitCode.CRASH:
             traceback.print_exc()
         print(f"[{stage}] FAILED: {message}", file=sys.stderr, flush=True)
