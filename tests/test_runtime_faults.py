@@ -178,6 +178,13 @@ def test_every_library_s_wording_of_a_refused_write_is_one_line(
     assert message.count("\n") == 1  # what, where / what to do
 
 
+def test_the_message_names_the_output_not_the_temp_file_it_was_written_as() -> None:
+    failure = file_system_failure(OSError(errno.ENOSPC, "No space", "data/.table.parquet.0123456789ab.tmp"), "x")
+    assert failure is not None and str(failure).startswith("data/table.parquet: no space left on the device")
+    failure = file_system_failure(OSError(errno.ENOSPC, "No space", ".accepted.parquet.partial"), "x")
+    assert failure is not None and str(failure).startswith("accepted.parquet: ")
+
+
 def test_the_error_is_found_through_the_exception_chain() -> None:
     try:
         try:

@@ -63,6 +63,16 @@ def errno_of(exc: BaseException) -> tuple[int, str | None] | None:
     return None
 
 
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+?)(?:\.[0-9a-f]{8,32})?\.(?:tmp|partial)$")
+
+
+def final_name(path: str) -> str:
+    """The file a temp file stood in for (`data/.table.parquet.1a2b3c4d5e6f.tmp` -> `data/table.parquet`)."""
+    head, _, tail = path.rpartition("/")
+    match = _TEMP_NAME.match(tail)
+    return f"{head}/{match['name']}" if match and head else match["name"] if match else path
+
+
 def file_system_failure(exc: BaseException, stage: str) -> StageError | None:
     """The one-line StageError for a known file-system failure anywhere in `exc`'s chain, or None."""
     found = errno_of(exc)
@@ -70,5 +80,5 @@ def file_system_failure(exc: BaseException, stage: str) -> StageError | None:
         return None
     code, name = found
     what, todo, transient = KNOWN[code]
-    where = name or f"a file the {stage} stage writes"
+    where = final_name(name) if name else f"a file the {stage} stage writes"
     return (FileSystemFull if transient else FileSystemError)(what, where, todo)
