@@ -24,6 +24,7 @@ from tabml.core.env import quiet_telemetry
 from tabml.core.ops_params import DeploymentParams
 from tabml.core.params import ParamsError
 from tabml.orchestration.code_source import CodeSourceError, git_source, git_storage
+from tabml.orchestration.entry import project_prefect_home
 
 FLOW_NAME = "training-pipeline"
 ENTRYPOINT = "flows/pipeline.py:training_pipeline"  # loaded from the project the deployment points at
@@ -46,7 +47,10 @@ def deployment_parameters(root: Path, d: DeploymentParams) -> dict[str, Any]:
 
 
 def trigger_parameters(force: bool, overrides: list[str], data_path: str | None) -> dict[str, Any]:
-    """Only what the trigger sets: the rest keeps the deployment's defaults; pure."""
+    """Only what the trigger sets: the rest keeps the deployment's defaults; refuses secrets."""
+    from tabml.orchestration.entry import refuse_secret_parameters
+
+    refuse_secret_parameters(overrides, data_path)  # a flow run's parameters are stored and shown by Prefect
     parameters: dict[str, Any] = {"force": True} if force else {}
     if overrides:
         parameters["params_overrides"] = overrides
@@ -192,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quiet_telemetry()
     root = args.root.resolve()
+    project_prefect_home(root)  # Prefect (imported below, lazily) keeps its state in .prefect/ unless set
     try:
         if args.command == "server":
             # exec: Ctrl-C and signals go straight to the server; its state lives in $PREFECT_HOME (SQLite).

@@ -27,13 +27,16 @@ from prefect.context import FlowRunContext
 
 from tabml.core.dag import PipelineDefinitionError
 from tabml.core.env import quiet_telemetry
+from tabml.core.errors import ExitCode
 from tabml.core.ops_params import OrchestrationParams, PublishParams, StagePolicy
 from tabml.core.params import ParamsError
 from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome, is_retryable, plan_pipeline, reproduce_stage
+from tabml.orchestration.entry import prefect_state_in, project_prefect_home, refuse_secret_parameters
 from tabml.orchestration.flow_hooks import notify_failure, publish_summary
 from tabml.orchestration.flow_params import FlowParams, load_flow_params
 from tabml.orchestration.overrides import apply_param_overrides, override_for
 from tabml.orchestration.publish_run import Published, PublishError, publish_run, should_publish
+from tabml.orchestration.reaper import guard_flow_process
 from tabml.orchestration.summary import status_line
 from tabml.orchestration.workspace_lock import WorkspaceLockTimeout, workspace_lock
 from tabml.registry.lineage import FLOW_RUN_ENV  # the register stage records the run that produced a version
@@ -68,7 +71,15 @@ def publish_step(root: str, flow_run_id: str, started: datetime, settings: Publi
     )
 
 
-@flow(name="training-pipeline", on_failure=[notify_failure], on_crashed=[notify_failure])
+# Nothing pickled into Prefect's result storage: no result is persisted, and the exception Prefect always
+# stores for a failed run is written as JSON (its type and message), not cloudpickle.
+@flow(
+    name="training-pipeline",
+    on_failure=[notify_failure],
+    on_crashed=[notify_failure],
+    persist_result=False,
+    result_serializer="json",
+)
 def training_pipeline(
     root: str = ".",
     force: bool = False,
@@ -217,8 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     quiet_telemetry()  # before the flow starts a local Prefect server, which inherits this environment
+    home = project_prefect_home(args.root)
     try:
-        with manual_run_settings():
+        refuse_secret_parameters(args.set_param, args.data_path)  # before they become Prefect parameters
+    except ParamsError as exc:
+        print(f"pipeline FAILED: {exc}", file=sys.stderr, flush=True)
+        return ExitCode.BAD_INPUT
+    guard_flow_process()  # a kill -9 of this process takes its temporary server and its stage with it
+    try:
+        with prefect_state_in(home), manual_run_settings():
             training_pipeline(
                 root=args.root,
                 force=args.force,

@@ -17,6 +17,8 @@ from prefect.cache_policies import NO_CACHE
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import StageError
 from tabml.core.params import ParamsError, load_params
+from tabml.orchestration.entry import prefect_state_in, project_prefect_home
+from tabml.orchestration.reaper import guard_flow_process
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
@@ -35,7 +37,7 @@ def score_file(registry_dir: str, name: str, version: int, source: str, output: 
     return predict_file(Path(registry_dir), name, Path(source), Path(output), version=version).output
 
 
-@flow(name="batch-predict")
+@flow(name="batch-predict", persist_result=False, result_serializer="json")  # nothing pickled (flows/pipeline.py)
 def batch_predict(
     source: str,
     output: str,
@@ -72,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=".", help="project root holding params.yaml and the registry")
     args = parser.parse_args(argv)
     quiet_telemetry()  # before the flow starts a local Prefect server, which inherits this environment
+    home = project_prefect_home(args.root)
+    guard_flow_process()  # a kill -9 of this process takes its temporary server and its stage with it
     try:
-        batch_predict(args.input, args.output, args.version, args.stage, args.root)
+        with prefect_state_in(home):
+            batch_predict(args.input, args.output, args.version, args.stage, args.root)
     except (StageError, ParamsError) as exc:
         print(f"batch-predict FAILED: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from tabml.core.errors import StageError
-from tabml.core.files import sha256_file
+from tabml.core.files import atomic_path, sha256_file, write_text_atomic
 from tabml.core.params import Params
 from tabml.core.stage import stage_main
 from tabml.data.tables import read_table
@@ -38,8 +39,23 @@ def check_roles(frame: pd.DataFrame, params: Params) -> None:
         raise StageError(
             f"params.yaml names columns that are not in the table: {listed}",
             data.path,
-            f"use one of the table's columns: {list(frame.columns)}",
+            columns_hint(list(frame.columns), data.path),
         )
+
+
+COLUMN_NAME = re.compile(r"[\w .()%#/+-]{1,64}")  # what a header cell of a real table looks like
+
+
+def columns_hint(columns: list[object], path: Path) -> str:
+    """The table's column names to choose from, unless the header looks like no table's (a text file read as
+    CSV): an error message, which reaches logs and webhooks, never quotes other file contents."""
+    names = [str(c) for c in columns]
+    if len(names) >= 2 and all(COLUMN_NAME.fullmatch(n) for n in names):
+        return f"use one of the table's columns: {names}"
+    return (
+        f"its first line does not read as a header of column names ({len(names)} column(s) found): check that "
+        f"data.path is the table you mean and data.format its format (`head -1 {path}` shows the header)"
+    )
 
 
 def ingest_summary(frame: pd.DataFrame, source: Path, sha256: str, seconds: float) -> dict[str, object]:
@@ -57,11 +73,10 @@ def run(params: Params) -> list[Path]:
     data, out = params.data, params.ingest
     frame = read_table(data.path, data.format)
     check_roles(frame, params)
-    out.snapshot.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out.snapshot, index=False)
+    with atomic_path(out.snapshot) as tmp:  # never a truncated snapshot (a full disk, `ulimit -f`)
+        frame.to_parquet(tmp, index=False)
     summary = ingest_summary(frame, data.path, sha256_file(data.path), time.perf_counter() - start)
-    out.report.parent.mkdir(parents=True, exist_ok=True)
-    out.report.write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out.report, json.dumps(summary, indent=2) + "\n")
     print(f"[ingest] {data.path}: {len(frame):,} rows x {frame.shape[1]} columns -> {out.snapshot}")
     return [out.snapshot, out.report]
 

@@ -99,7 +99,7 @@ def epoch_limit(n_train: int, p: TrainParams) -> int:
 
 
 def build_callbacks(p: TrainParams, resuming: bool) -> dict[str, L.Callback]:
-    """Early stopping, best + last checkpoints (every epoch, optionally every N steps), curves, resume support."""
+    """Early stopping, the best checkpoint, curves, and CrashSafety (last.ckpt every epoch end and every N steps)."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from tabml.training.history import EpochHistory
@@ -107,7 +107,7 @@ def build_callbacks(p: TrainParams, resuming: bool) -> dict[str, L.Callback]:
 
     callbacks: dict[str, L.Callback] = {
         "early_stopping": EarlyStopping("val_loss", patience=p.patience),
-        "best": ModelCheckpoint(dirpath=p.checkpoint_dir, filename="best", monitor="val_loss", save_last=True),
+        "best": ModelCheckpoint(dirpath=p.checkpoint_dir, filename="best", monitor="val_loss", save_last=False),
         "history": EpochHistory(),
         "crash_safety": CrashSafety(p.checkpoint_dir / LAST_CHECKPOINT, resuming, p.checkpoint_every_n_steps),
     }

@@ -75,6 +75,21 @@ def quarantine_manifest(params: Params, report: dict[str, Any]) -> dict[str, Any
     }
 
 
+def publish_or_retract(snapshot: Path, accepted: Path, report: dict[str, Any], report_path: Path) -> Path:
+    """Publish the accepted snapshot before the report says success; when publishing fails, the report says
+    so instead (or, if even that cannot be written, the previous run's report is removed): never a success."""
+    try:
+        return publish_accepted(snapshot, accepted)
+    except OSError as exc:
+        failed = {**report, "success": False, "published": False}
+        failed["publish_error"] = f"{exc.strerror or type(exc).__name__}: {accepted}"
+        try:
+            write_report(failed, report_path)
+        except OSError:
+            report_path.unlink(missing_ok=True)
+        raise
+
+
 def run(params: Params, rederive_reference: bool = False, reference_table: Path | None = None) -> list[Path]:
     """Validate the snapshot; derive the reference on first use or on request; publish or quarantine it."""
     start, now = time.perf_counter(), datetime.now(UTC)
@@ -98,12 +113,14 @@ def run(params: Params, rederive_reference: bool = False, reference_table: Path 
     folder = quarantine_folder(p.quarantine_dir, params.data.name, now) if errors else None
     report["quarantine"] = str(folder) if folder else None
     report["seconds"] = round(time.perf_counter() - start, 3)
-    written[:0] = [write_report(report, p.report), write_data_docs(report, p.data_docs)]
     if folder is not None:
+        written[:0] = [write_report(report, p.report), write_data_docs(report, p.data_docs)]
         quarantine(folder, [snapshot, p.report, p.data_docs], quarantine_manifest(params, report))
         note = " (derived from this snapshot, not written)" if derive and not written else ""
         raise failure(result, params, ref_path, note, folder)
-    written.append(publish_accepted(snapshot, params.preprocess.input))
+    accepted = publish_or_retract(snapshot, params.preprocess.input, report, p.report)
+    written[:0] = [write_report(report, p.report), write_data_docs(report, p.data_docs)]
+    written.append(accepted)
     for warning in result.problems("warning"):
         print(f"[{STAGE}] warning: {warning}", file=sys.stderr)
     verb = "re-derived" if rederive_reference else "created"

@@ -1,4 +1,4 @@
-"""File helpers every artifact writer shares: checksums, durable copies, atomic JSON, UTC timestamps."""
+"""File helpers every artifact writer shares: checksums, durable copies, atomic writes, UTC timestamps."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,3 +70,23 @@ def read_json_object(path: Path | None) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     return document if isinstance(document, dict) else None
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temp name beside `path` to write to: renamed over `path` when the block succeeds, removed when it fails
+    (a full disk, a file size limit, a crash), so a failed write leaves neither half a file nor a temp file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """`path.write_text(text)`, whole or not at all (atomic_path)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path

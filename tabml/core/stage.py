@@ -3,6 +3,8 @@
 Besides its exit code (tabml.core.errors), a stage run under the flow writes what happened to the JSON file
 named by TABML_STAGE_STATUS: `running` when it starts, then its exit code, kind and one-line reason. The flow
 reads that file instead of parsing output: a file still saying `running` means the process was killed.
+The record also names the stage's process group: under the flow a stage leads one and dies with the flow
+(tabml.core.lifeline).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import ExitCode, StageError, TransientError
+from tabml.core.fs_errors import file_system_failure
+from tabml.core.lifeline import tie_to_flow
 from tabml.core.params import DEFAULT_PARAMS, Params, ParamsError, load_params, workspace_problems
 
 STATUS_ENV = "TABML_STAGE_STATUS"
@@ -31,14 +35,18 @@ def write_status(stage: str, exit_code: ExitCode | None, message: str = "") -> N
         return
     state = "running" if exit_code is None else exit_code.name.lower()
     record = {"stage": stage, "state": state, "exit_code": None if exit_code is None else int(exit_code)}
+    record |= {"pid": os.getpid(), "pgid": os.getpgrp()}
     with contextlib.suppress(OSError):  # the exit code still tells
         Path(path).write_text(json.dumps({**record, "message": message}) + "\n")
 
 
-def classify(exc: BaseException) -> tuple[ExitCode, str]:
+def classify(exc: BaseException, stage: str = "this") -> tuple[ExitCode, str]:
     """The exit code and the one line a failure is reported with."""
     if isinstance(exc, StageError):
         return exc.exit_code, str(exc)
+    refused = file_system_failure(exc, stage)  # a full disk, read-only, permission, size limit: any library
+    if refused is not None:
+        return refused.exit_code, str(refused)
     if isinstance(exc, ParamsError):
         return ExitCode.BAD_INPUT, str(exc)
     if isinstance(exc, FileNotFoundError):
@@ -70,6 +78,7 @@ def stage_main(stage: str, run: Callable[[Params], object], argv: Sequence[str] 
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     quiet_telemetry()
+    tie_to_flow(stage)
     write_status(stage, None)
     try:
         run(checked_params(args.params))
@@ -77,7 +86,7 @@ def stage_main(stage: str, run: Callable[[Params], object], argv: Sequence[str] 
         write_status(stage, ExitCode.INTERRUPTED, "interrupted")
         return ExitCode.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - every failure leaves with its code and its reason
-        code, message = classify(exc)
+        code, message = classify(exc, stage)
         if code == ExitCode.CRASH:
             traceback.print_exc()
         print(f"[{stage}] FAILED: {message}", file=sys.stderr, flush=True)

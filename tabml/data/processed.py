@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from tabml.core.errors import StageError
+from tabml.core.files import atomic_path, write_text_atomic
 from tabml.data.preprocessing import PreprocessState, SplitArrays
 
 SPLITS = ("train", "val", "test")
@@ -25,8 +26,7 @@ def split_path(processed_dir: Path, split: str) -> Path:
 
 
 def save_split(arrays: SplitArrays, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
         np.savez(fh, x_num=arrays.x_num, x_cat=arrays.x_cat, y=arrays.y)
     return path
 
@@ -38,8 +38,7 @@ def load_split(path: Path) -> SplitArrays:
 
 def save_state(state: PreprocessState, out_dir: Path) -> Path:
     path = out_dir / STATE_FILE
-    path.write_text(state.model_dump_json(indent=2) + "\n")
-    return path
+    return write_text_atomic(path, state.model_dump_json(indent=2) + "\n")
 
 
 def load_state(processed_dir: Path) -> PreprocessState:
@@ -80,9 +79,10 @@ def write_processed(
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
         save_split(arrays[name], split_path(out_dir, name))
-    np.savez(out_dir / POSITIONS_FILE, allow_pickle=False, **{f"{name}_rows": positions[name] for name in SPLITS})
+    with atomic_path(out_dir / POSITIONS_FILE) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, allow_pickle=False, **{f"{name}_rows": positions[name] for name in SPLITS})
     save_state(state, out_dir)
-    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out_dir / REPORT_FILE, json.dumps(report, indent=2) + "\n")
     return out_dir
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tabml.core.errors import StageError
-from tabml.core.files import read_json_object
+from tabml.core.files import atomic_path, read_json_object, write_text_atomic
 from tabml.core.metric_names import PRIMARY_METRIC
 from tabml.core.params import EvaluateParams
 from tabml.evaluation.plots import PLOT_FILES, write_figures
@@ -70,16 +70,15 @@ def write_evaluation(result: Evaluation, p: EvaluateParams) -> list[Path]:
     shutil.rmtree(figures_dir, ignore_errors=True)
     written = []
     for name, rows in result.plots.items():
-        (plots_dir / name).write_text(json.dumps(rows))
+        write_text_atomic(plots_dir / name, json.dumps(rows))
         written.append(plots_dir / name)
     written += write_figures(result.plots, result.labels, PRIMARY_METRIC[result.task], figures_dir)
     slices = p.out_dir / SLICES_FILE
-    slices.write_text(json.dumps(result.slices, indent=2) + "\n")
+    write_text_atomic(slices, json.dumps(result.slices, indent=2) + "\n")
     predictions = p.out_dir / PREDICTIONS_FILE
-    with predictions.open("wb") as fh:
+    with atomic_path(predictions) as tmp, tmp.open("wb") as fh:
         np.savez(fh, allow_pickle=False, **result.predictions)
-    p.metrics.parent.mkdir(parents=True, exist_ok=True)
-    p.metrics.write_text(json.dumps(result.metrics_document(), indent=2) + "\n")
+    write_text_atomic(p.metrics, json.dumps(result.metrics_document(), indent=2) + "\n")
     return [p.metrics, slices, *written, predictions]
 
 

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tabml.core.files import atomic_path
+
 Rows = Sequence[Mapping[str, Any]]
 DPI = 110
 # The plots of an evaluation, by the name of their rows file under plots/ (dvc.yaml's `plots:` read these).
@@ -127,6 +129,7 @@ def write_figures(plots: Mapping[str, Rows], labels: Sequence[str] | None, metri
     for name, rows in plots.items():
         if name in makers and rows:
             path = out_dir / name.replace(".json", ".png")
-            makers[name](rows).savefig(path, dpi=DPI, metadata={"Software": None})
+            with atomic_path(path) as tmp:
+                makers[name](rows).savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
             written.append(path)
     return written

@@ -14,6 +14,7 @@ command runs (a missing dependency, a bad dvc.yaml) nothing is retried, except D
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 import textwrap
@@ -28,6 +29,7 @@ from typing import Any, Literal
 from tabml.core.dag import PROJECT_FILE, PipelineDefinitionError, building, dvc_reason, ordered_stages, project_file
 from tabml.core.errors import ExitCode
 from tabml.core.files import read_json_object
+from tabml.core.lifeline import FLOW_PID_ENV, GRACE_SECONDS, signal_group
 from tabml.core.stage import STATUS_ENV
 
 StageStatus = Literal["ran", "skipped"]
@@ -161,6 +163,7 @@ def reproduce_stage(
     with tempfile.TemporaryDirectory(prefix="tabml-stage-") as tmp, _StderrTee() as stderr:
         status_file = Path(tmp) / "status.json"
         run_env = {"PATH": _path_with_interpreter(), **(env or {}), STATUS_ENV: str(status_file)}
+        run_env[FLOW_PID_ENV] = str(os.getpid())  # the stage leads its own process group and dies with us
         try:
             # DVC resolves targets and run-cache paths against the process cwd, not the repo: run from the root.
             # chdir is process-wide, so stages must not be reproduced from two threads at once.
@@ -172,7 +175,7 @@ def reproduce_stage(
         except BaseException:
             # A Prefect timeout (or any exception raised into this thread) interrupts DVC while it waits for
             # the command, and DVC leaves the command running: stop it, or a retry would run beside it.
-            _stop_processes_started_after(already_running)
+            _stop_stage(read_status(status_file), already_running)
             raise
     status: StageStatus = "ran" if ran else "skipped"
     return StageOutcome(name=name, status=status, seconds=time.perf_counter() - started)
@@ -222,6 +225,18 @@ class _StderrTee:
     def tail(self) -> str:
         lines = [line.rstrip() for line in self._kept.decode(errors="replace").replace("\r", "\n").split("\n")]
         return "\n".join([line for line in lines if line][-self.TAIL_LINES :])
+
+
+def _stop_stage(status: dict[str, Any] | None, already_running: set[int]) -> None:
+    """SIGTERM to the stage's own process group (its DDP ranks and workers too, even those no longer our
+    descendants) and to our new descendants; SIGKILL to whatever is left after the grace period."""
+    pgid = (status or {}).get("pgid")
+    group = pgid if isinstance(pgid, int) and pgid > 1 and pgid != os.getpgrp() else None
+    if group is not None:
+        signal_group(group, signal.SIGTERM)
+    _stop_processes_started_after(already_running, GRACE_SECONDS)
+    if group is not None:
+        signal_group(group, signal.SIGKILL)
 
 
 def _stop_processes_started_after(already_running: set[int], grace_seconds: float = 10.0) -> None:

@@ -16,6 +16,22 @@ def override_for(key: str, value: str) -> str:
     return f"{key}='{escaped}'"
 
 
+def refuse_secrets(overrides: Sequence[str]) -> None:
+    """ParamsError for an override that looks like a secret (checked by the entry points before a flow run, and
+    its parameters, reach Prefect; and again before params.yaml is written)."""
+    from tabml.core.params import ParamsError
+    from tabml.core.redact import SECRET_KEY, redact_text
+
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        if SECRET_KEY.search(key) or redact_text(override) != override:
+            raise ParamsError(
+                f"params_overrides: '{key}=...' looks like a secret; params.yaml is committed and recorded in "
+                "lineage, and flow parameters in Prefect's database, so secrets never go there.\n"
+                "  what to do: pass secrets through the environment."
+            )
+
+
 def apply_param_overrides(root: str | Path, overrides: Sequence[str]) -> None:
     """Write `dvc exp run -S` overrides (`train.lr=0.003`) into `<root>/params.yaml`, exactly as DVC does.
 
@@ -26,16 +42,9 @@ def apply_param_overrides(root: str | Path, overrides: Sequence[str]) -> None:
     from dvc.utils.hydra import apply_overrides
 
     from tabml.core.params import ParamsError, load_params
-    from tabml.core.redact import SECRET_KEY, redact_text
 
     path = Path(root).resolve() / "params.yaml"
-    for override in overrides:
-        key = override.split("=", 1)[0]
-        if SECRET_KEY.search(key) or redact_text(override) != override:
-            raise ParamsError(
-                f"params_overrides: '{key}=...' looks like a secret; params.yaml is committed and recorded in "
-                "lineage, so secrets never go there.\n  what to do: pass secrets through the environment."
-            )
+    refuse_secrets(overrides)
     original = path.read_text()
     try:
         apply_overrides(str(path), list(overrides))

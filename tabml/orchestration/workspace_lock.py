@@ -2,7 +2,8 @@
 
 DVC's own lock fails at once when another `dvc` process holds it; a scheduled run that collides with a
 manual one should wait instead. The OS releases the lock when its process dies, so a crash never leaves
-a stale lock behind. The file lives in `.dvc/tmp/`, which DVC keeps out of git.
+a stale lock behind. The file records the holder (run, pid, host, start), and a waiting run says whether that
+process still runs. The file lives in `.dvc/tmp/`, which DVC keeps out of git.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
+
+from tabml.core.lifeline import is_alive
 
 LOCK_FILE = Path(".dvc/tmp/tabml-pipeline.lock")
 
@@ -41,10 +44,15 @@ def lock_path(root: Path) -> Path:
 
 
 def describe_holder(text: str) -> str:
-    """Who holds the lock, from what the holder wrote into the file: `flow run 1a2b (pid 42 on host, since ...)`."""
+    """Who holds the lock, from what the holder wrote into the file: `flow run 1a2b (pid 42 on host, since ...,
+    running)`; on this host it also says whether that process still runs (a gone holder's lock is held by a
+    process it left behind, which the OS frees when that one ends)."""
     try:
         info = json.loads(text)
-        return f"{info['holder']} (pid {info['pid']} on {info['host']}, since {info['since']})"
+        where = f"pid {info['pid']} on {info['host']}, since {info['since']}"
+        if info["host"] == socket.gethostname():
+            where += ", running" if is_alive(int(info["pid"])) else ", its process is gone (a child may hold the lock)"
+        return f"{info['holder']} ({where})"
     except (ValueError, KeyError, TypeError):
         return "holder unknown"
 

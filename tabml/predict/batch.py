@@ -21,6 +21,8 @@ import pandas as pd
 
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import StageError
+from tabml.core.files import atomic_path
+from tabml.core.fs_errors import file_system_failure
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
 from tabml.evaluation.scorer import Scorer
 from tabml.predict.checks import check_input
@@ -64,13 +66,11 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
     fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise StageError(f"unknown output format {path.suffix!r}", path, "name the output .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if fmt == "csv":
-        frame.to_csv(tmp, index=False)
-    else:
-        frame.to_parquet(tmp, index=False)
-    tmp.replace(path)  # a reader never sees half a file
+    with atomic_path(path) as tmp:  # a reader never sees half a file; a failed write leaves no temp file
+        if fmt == "csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
     return path
 
 
@@ -121,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     except (StageError, ParamsError) as exc:
         print(f"[predict] FAILED: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        refused = file_system_failure(exc, "predict")  # a full disk, `ulimit -f`, read-only: one line, no temp file
+        if refused is None:
+            raise
+        print(f"[predict] FAILED: {refused}", file=sys.stderr)
+        return int(refused.exit_code)
     print(f"scored {done.rows} rows of {args.input} with {done.name} v{done.version} -> {done.output}")
     return 0
 

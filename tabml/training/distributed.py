@@ -60,6 +60,8 @@ def limit_cpu_threads(p: TrainParams) -> None:
 
 def trainer_arguments(p: TrainParams) -> dict[str, Any]:
     """The Trainer arguments that depend on where training runs (the same on every rank)."""
+    from tabml.training.checkpoints import AtomicCheckpointIO
+
     return {
         "accelerator": p.accelerator,
         "devices": p.devices,
@@ -68,7 +70,7 @@ def trainer_arguments(p: TrainParams) -> dict[str, Any]:
         "precision": resolve_precision(p.precision, p.accelerator),
         # torch's SyncBatchNorm runs on CUDA only; CPU ranks normalise over their share of the batch.
         "sync_batchnorm": p.sync_batchnorm and uses_cuda(p.accelerator),
-        "plugins": cluster_plugins(),
+        "plugins": [*cluster_plugins(), AtomicCheckpointIO()],  # best.ckpt and last.ckpt: whole or absent
         # The datamodule shards rows itself; a DistributedSampler would pad val/test with repeated rows.
         "use_distributed_sampler": False,
     }

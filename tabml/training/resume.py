@@ -4,6 +4,8 @@
 the result and the training code) and the W&B run id. A rerun of the stage with the same fingerprint (a Prefect
 retry, `dvc repro`, a requeued SLURM job, a restarted pod) resumes from `last.ckpt` and continues the same W&B
 run; a different fingerprint starts over. A finished run removes the folder, so the next run starts fresh.
+`last.ckpt` is saved at every epoch end (whatever val_loss did) and every N steps when set, atomically
+(tabml/training/checkpoints.py); one that cannot be read is set aside with a warning and training starts over.
 
 Every rank makes the same decision from files alone, and only rank 0 writes: rank 0 deletes old checkpoints
 before it writes the new `run.json`, so a rank reading the folder meanwhile also decides to start fresh.
@@ -28,6 +30,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from tabml.core.files import read_json_object
 from tabml.core.params import TrainParams
 from tabml.data.processed import fingerprint_files
+from tabml.training.checkpoints import clear_temps, set_aside, set_aside_path, unreadable_reason
 
 RUN_RECORD = "run.json"
 LAST_CHECKPOINT = "last.ckpt"
@@ -61,6 +64,7 @@ class ResumePlan:
     checkpoint: Path | None  # last.ckpt to resume from, or None to start fresh
     run_id: str  # the W&B run this training logs to
     reason: str  # one line for the log
+    set_aside: tuple[Path, Path] | None = None  # an unreadable last.ckpt and where rank 0 moves it
 
     @property
     def resuming(self) -> bool:
@@ -83,7 +87,12 @@ def plan_resume(checkpoint_dir: Path, run_fingerprint: str, enabled: bool, new_r
     run_id = str(record.get("wandb_run_id") or new_run_id())
     last = checkpoint_dir / LAST_CHECKPOINT
     if last.exists():
-        return ResumePlan(last, run_id, f"resuming the interrupted run from {last}")
+        unreadable = unreadable_reason(last)
+        if unreadable is None:
+            return ResumePlan(last, run_id, f"resuming the interrupted run from {last}")
+        dest = set_aside_path(last)
+        reason = f"WARNING: {last} is unreadable ({unreadable}); set aside as {dest}, starting over in the same W&B run"
+        return ResumePlan(None, run_id, reason, set_aside=(last, dest))
     return ResumePlan(None, run_id, "the interrupted run saved no checkpoint yet: starting over in the same W&B run")
 
 
@@ -91,7 +100,10 @@ def prepare_checkpoint_dir(checkpoint_dir: Path, plan: ResumePlan, run_fingerpri
     """Rank 0 only. Fresh start: delete old checkpoints first, then write the record (the order keeps the other
     ranks' read-only decision consistent). Resume: leave everything as it is."""
     if plan.resuming:
+        clear_temps(checkpoint_dir)  # a save that was killed before its rename
         return
+    if plan.set_aside is not None:
+        set_aside(*plan.set_aside)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     record = {"fingerprint": run_fingerprint, "wandb_run_id": plan.run_id}
@@ -189,7 +201,12 @@ class CrashSafety(Checkpoint):
             raise Preempted(self.last_checkpoint, trainer.current_epoch, step)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # SIGTERM during the last step or the validation: ModelCheckpoint has just saved the end-of-epoch last.ckpt.
+        # After EarlyStopping and ModelCheckpoint (monitoring callbacks, Checkpoints last), so the saved state has
+        # this epoch's best score and patience count. Saved whether or not val_loss improved: ModelCheckpoint's
+        # save_last writes only when it saves a best checkpoint, and a resume would lose the epochs since.
+        trainer.save_checkpoint(self.last_checkpoint, weights_only=False)
+        self._saved_at_step = trainer.global_step
+        # SIGTERM during the last step or the validation: the end-of-epoch last.ckpt is saved (above).
         # When this was the last epoch anyway, finishing is quicker than stopping.
         stop = self._agree(trainer, self.sigterm) or self._stop_after_epoch
         finishing = trainer.should_stop or trainer.current_epoch + 1 >= (trainer.max_epochs or 0)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tabml.core.errors import StageError
+from tabml.core.files import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:  # torch is imported where a network is built or run: the registry reads file names without it
     import numpy as np
@@ -30,13 +31,14 @@ def save_model(net: TabularNet, out_dir: Path) -> None:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(out_dir / WEIGHTS_FILE))
-    (out_dir / CONFIG_FILE).write_text(net.config.model_dump_json(indent=2))
+    with atomic_path(out_dir / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
+    write_text_atomic(out_dir / CONFIG_FILE, net.config.model_dump_json(indent=2))
 
 
 def write_history(rows: list[dict[str, float | int]], path: Path) -> None:
     columns = sorted({k for row in rows for k in row}, key=lambda k: (k != "epoch", k))
-    with path.open("w", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
@@ -47,7 +49,7 @@ def save_trained(out_dir: Path, net: TabularNet, history: list[dict[str, float |
     out_dir.mkdir(parents=True, exist_ok=True)
     save_model(net, out_dir)
     write_history(history, out_dir / HISTORY_FILE)
-    (out_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    write_text_atomic(out_dir / RUN_INFO_FILE, json.dumps(info, indent=2) + "\n")
     return out_dir
 
 

@@ -12,6 +12,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from tabml.core.files import write_text_atomic
+
 Report = Mapping[str, Any]
 MAX_CELL = 240  # characters of expected/observed shown per cell
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -191,6 +193,4 @@ def render(report: Report) -> str:
 
 def write_data_docs(report: Report, path: Path) -> Path:
     """Render the report to `path` and return it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(report), encoding="utf-8")
-    return path
+    return write_text_atomic(path, render(report))

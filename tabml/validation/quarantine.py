@@ -32,13 +32,17 @@ def quarantine(folder: Path, files: list[Path], manifest: dict[str, Any]) -> Pat
         (root / ".gitignore").write_text(GITIGNORE)
     staging = folder.with_name(f".{folder.name}.partial")
     staging.mkdir(parents=True)
-    copied = []
-    for path in files:
-        if path.is_file():
-            shutil.copy2(path, staging / path.name)
-            copied.append(path.name)
-    (staging / MANIFEST).write_text(json.dumps({**manifest, "files": copied}, indent=2, default=str) + "\n")
-    staging.rename(folder)
+    try:
+        copied = []
+        for path in files:
+            if path.is_file():
+                shutil.copy2(path, staging / path.name)
+                copied.append(path.name)
+        (staging / MANIFEST).write_text(json.dumps({**manifest, "files": copied}, indent=2, default=str) + "\n")
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a full disk: no half-copied batch left behind
+        raise
     return folder
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tabml.core.errors import StageError
-from tabml.core.files import read_json_object
+from tabml.core.files import read_json_object, write_text_atomic
 from tabml.core.params import Params
 from tabml.validation.expectations import Validation
 from tabml.validation.reference import Reference
@@ -41,7 +41,7 @@ def load_reference(path: Path) -> Reference:
 
 def write_reference(reference: Reference, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(reference.to_json_text())
+    write_text_atomic(path, reference.to_json_text())
     return path
 
 
@@ -71,9 +71,7 @@ def build_report(
 
 
 def write_report(report: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    return path
+    return write_text_atomic(path, json.dumps(report, indent=2, default=str) + "\n")
 
 
 def read_report(path: Path) -> dict[str, Any] | None:

@@ -88,3 +88,15 @@ def test_every_key_that_names_a_column_is_checked_against_the_table(
     assert ingest.main([]) == ExitCode.BAD_INPUT
     err = capsys.readouterr().err
     assert "validate.drift.columns.Incme='Incme'" in err and "evaluate.slices.credit[1]='Jobs'" in err
+
+
+def test_a_text_file_read_as_csv_is_refused_without_quoting_its_contents(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deployment trigger can point data.path at any readable file: its lines must not reach logs/webhooks."""
+    point_at(here, "notes.txt", b"root:x:0:0:token=abc123:/root:/bin/bash\nsecond line\n")
+    edit_params(here, data={"format": "csv"})
+    assert ingest.main([]) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert "[ingest] FAILED: " in err and "does not read as a header" in err
+    assert "abc123" not in err and "root:x" not in err

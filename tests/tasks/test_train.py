@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import re
@@ -199,16 +200,78 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_ends_exactly_like_an_uni
 
     preempted = train_process(processed)
     wait_for(checkpoints / "last.ckpt", preempted)
-    first_save = os.stat(checkpoints / "last.ckpt").st_mtime_ns
     preempted.send_signal(signal.SIGTERM)  # what Kubernetes, SLURM or a spot reclaim sends first
     out, _ = preempted.communicate(timeout=120)
     assert preempted.returncode == ExitCode.TRANSIENT and "preempted (SIGTERM)" in out and "it resumes" in out
-    assert os.stat(checkpoints / "last.ckpt").st_mtime_ns > first_save  # saved at the stop, not only per epoch
+    stopped_at = int(re.findall(r"preempted \(SIGTERM\) in epoch \d+ at step (\d+)", out)[0])
+    saved = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == stopped_at  # saved at the step it stopped, mid-epoch or at an epoch end
 
     resumed = finish(train_process(processed))
 
     assert "resumed at epoch" in resumed
     assert {f: (processed / "models/train" / f).read_bytes() for f in reference} == reference
+
+
+def saves_of(path: Path, proc: subprocess.Popen[str], count: int) -> list[tuple[int, int]]:
+    """(epoch, global_step) of the first `count` versions of `path` (each atomic save is a new inode)."""
+    seen: dict[int, tuple[int, int]] = {}
+    while len(seen) < count:
+        wait_for(path, proc)
+        with contextlib.suppress(FileNotFoundError):
+            inode = os.stat(path).st_ino
+            if inode not in seen:
+                saved = torch.load(path, map_location="cpu", weights_only=True)
+                seen[inode] = (saved["epoch"], saved["global_step"])
+        time.sleep(0.005)
+    return list(seen.values())
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_without_step_checkpoints_resumes_from_the_last_epoch_end_and_ends_identically(
+    processed: Path,
+) -> None:
+    edit_params(processed, train={"max_epochs": 5, "patience": 5, "batch_size": 64, "checkpoint_every_n_steps": 0})
+    train.run(load_params())
+    reference = {f: (processed / "models/train" / f).read_bytes() for f in ("model.safetensors", "history.csv")}
+    last = processed / "checkpoints/train/last.ckpt"
+
+    killed = train_process(processed)
+    saves = saves_of(last, killed, 2)
+    os.killpg(killed.pid, signal.SIGKILL)  # mid-epoch 2 (or later): no handler runs
+    killed.wait()
+    resumed = finish(train_process(processed))
+
+    steps_per_epoch = saves[0][1]
+    assert saves[:2] == [(0, steps_per_epoch), (1, 2 * steps_per_epoch)]  # one save per epoch end
+    start = run_info(processed)["resumed_from"]
+    assert "resuming the interrupted run" in resumed and start["epoch"] >= 2
+    assert start["global_step"] == start["epoch"] * steps_per_epoch  # an epoch end, the latest one
+    assert {f: (processed / "models/train" / f).read_bytes() for f in reference} == reference
+
+
+def test_a_truncated_last_ckpt_is_set_aside_with_one_warning_and_training_starts_over(
+    processed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tabml.training.resume import fingerprint
+
+    p = load_params().train
+    checkpoints = processed / p.checkpoint_dir
+    checkpoints.mkdir(parents=True)
+    torch.save({"state_dict": {"w": torch.zeros(4096)}, "epoch": 2}, checkpoints / "last.ckpt")
+    truncated = (checkpoints / "last.ckpt").read_bytes()[:5000]
+    (checkpoints / "last.ckpt").write_bytes(truncated)
+    record = {"fingerprint": fingerprint(processed / "data/processed", p), "wandb_run_id": "interrupted"}
+    (checkpoints / "run.json").write_text(json.dumps(record))
+
+    assert train.main([]) == 0
+    assert train.main([]) == 0  # and again: nothing left that fails a rerun
+
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "last.ckpt is unreadable" in warnings[0] and "set aside" in warnings[0], out
+    assert [f.read_bytes() for f in (processed / "checkpoints/train.unreadable").iterdir()] == [truncated]
+    assert run_info(processed)["resumed_from"] is None and not checkpoints.exists()
 
 
 def test_a_checkpoint_of_other_params_is_not_resumed(processed: Path, capsys: pytest.CaptureFixture[str]) -> None:

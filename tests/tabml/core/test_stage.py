@@ -34,7 +34,11 @@ def raising(exc: BaseException):  # noqa: ANN201
     [
         (StageError("3 rows have no target", "data/x.csv", "fill them"), ExitCode.BAD_INPUT, "data/x.csv: 3 rows"),
         (TransientError("registry busy", "registry/x/.lock"), ExitCode.TRANSIENT, "registry busy"),
-        (OSError(28, "No space left on device", "data/snapshot/t.parquet"), ExitCode.TRANSIENT, "No space left"),
+        (
+            OSError(28, "No space left on device", "data/snapshot/t.parquet"),
+            ExitCode.TRANSIENT,
+            "no space left on the device",
+        ),
         (FileNotFoundError(2, "missing", "data/processed/train.npz"), ExitCode.BAD_INPUT, "an input is missing"),
         (RuntimeError("unexpected"), ExitCode.CRASH, "RuntimeError: unexpected"),
     ],

@@ -7,8 +7,10 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from tabml.core.params import load_params
+from tabml.training.checkpoints import AtomicCheckpointIO
 from tabml.training.datamodule import TabularDataModule, TensorTable
 from tabml.training.resume import (
     LAST_CHECKPOINT,
@@ -51,9 +53,36 @@ def test_the_fingerprint_follows_data_and_what_shapes_training_but_not_where_it_
 
 def test_a_matching_record_with_last_ckpt_resumes_in_the_recorded_wandb_run(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text(json.dumps({"fingerprint": "abc", "wandb_run_id": "run-1"}))
-    (tmp_path / LAST_CHECKPOINT).write_bytes(b"")
+    torch.save({"state_dict": {}, "epoch": 3}, tmp_path / LAST_CHECKPOINT)
     plan = plan_resume(tmp_path, "abc", True, new_id)
     assert plan.checkpoint == tmp_path / LAST_CHECKPOINT and plan.run_id == "run-1"
+
+
+def test_an_unreadable_last_ckpt_is_set_aside_with_a_warning_and_training_starts_over(tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"fingerprint": "abc", "wandb_run_id": "run-1"}))
+    torch.save({"state_dict": {"w": torch.zeros(1000)}, "epoch": 3}, folder / LAST_CHECKPOINT)
+    whole = (folder / LAST_CHECKPOINT).read_bytes()
+    (folder / LAST_CHECKPOINT).write_bytes(whole[: len(whole) // 2])  # a copy or a disk that gave out halfway
+
+    plan = plan_resume(folder, "abc", True, new_id)
+    assert plan.checkpoint is None and plan.run_id == "run-1"  # the same W&B run, its steps start over
+    assert plan.reason.startswith("WARNING: ") and "unreadable" in plan.reason and "\n" not in plan.reason
+    prepare_checkpoint_dir(folder, plan, "abc")
+
+    aside = list((tmp_path / "checkpoints.unreadable").iterdir())
+    assert [p.read_bytes() for p in aside] == [whole[: len(whole) // 2]] and str(aside[0]) in plan.reason
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
+
+
+def test_an_atomic_save_that_fails_leaves_the_previous_checkpoint_and_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / LAST_CHECKPOINT
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {}, "epoch": 1}, target)
+    before = target.read_bytes()
+    with pytest.raises(Exception):  # noqa: B017 - whatever torch.save raises for an object it cannot pickle
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {}, "bad": lambda: None}, target)
+    assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [LAST_CHECKPOINT]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +101,7 @@ def test_anything_else_starts_fresh(
     if record is not None:
         (tmp_path / "run.json").write_text(record if isinstance(record, str) else json.dumps(record))
     if has_last:
-        (tmp_path / LAST_CHECKPOINT).write_bytes(b"")
+        torch.save({"state_dict": {}}, tmp_path / LAST_CHECKPOINT)
     plan = plan_resume(tmp_path, "abc", enabled, new_id)
     assert plan.checkpoint is None and plan.run_id == run_id and reason in plan.reason
 
@@ -147,6 +176,23 @@ def test_last_ckpt_is_also_saved_every_n_steps(tmp_path: Path) -> None:
 
     tiny_fit(tmp_path, [Spy(tmp_path / LAST_CHECKPOINT, resuming=False, every_n_steps=7)], max_epochs=1)
     assert saves == [8, 14]  # first call past 7 and 14; step 20 is the epoch's end, left to the epoch checkpoint
+
+
+def test_last_ckpt_is_saved_at_every_epoch_end_even_when_the_best_checkpoint_is_not(tmp_path: Path) -> None:
+    """The monitored value gets worse every epoch (`epoch` itself), so best.ckpt is epoch 0's; last.ckpt is not."""
+    seen: list[tuple[int, int]] = []
+
+    class ReadLast(L.Callback):
+        def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            if trainer.current_epoch:
+                saved = torch.load(tmp_path / LAST_CHECKPOINT, weights_only=True)
+                seen.append((saved["epoch"], saved["global_step"]))
+
+    best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="epoch", mode="min", save_last=False)
+    tiny_fit(tmp_path, [ReadLast(), best, CrashSafety(tmp_path / LAST_CHECKPOINT, resuming=False)], max_epochs=3)
+    assert seen == [(0, 20), (1, 40)]  # 20 optimiser steps per epoch: each epoch end, not the best one only
+    assert torch.load(tmp_path / LAST_CHECKPOINT, weights_only=True)["epoch"] == 2
+    assert torch.load(tmp_path / "best.ckpt", weights_only=True)["epoch"] == 0
 
 
 def test_ranks_that_disagree_about_resuming_stop_at_start_up_instead_of_hanging(tmp_path: Path) -> None:
