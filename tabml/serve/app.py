@@ -1,0 +1,213 @@
+"""The FastAPI app: MLflow scoring, Open Inference Protocol V2, /predict, health, version and metrics routes.
+
+Every scoring route goes through `ScoringService.score`: the model line's current version, the row checks
+(tabml.serve.checks), the micro-batcher, the prediction log. A refused request answers 4xx JSON naming the rows
+and columns; an unexpected fault answers 500 JSON with one line (a bug to report), never an HTML page.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from typing import Any
+
+import orjson
+import pandas as pd
+from fastapi import FastAPI, Request, Response
+
+from tabml.core.ops_params import ServeParams
+from tabml.predict.prediction_log import PredictionLog
+from tabml.serve.batching import MicroBatcher
+from tabml.serve.checks import row_problems
+from tabml.serve.models import LoadedModel, Reloader, ServedModels
+from tabml.serve.protocols import RequestError, mlflow_frame, output_records, predict_frame, v2_frame, v2_outputs
+from tabml.serve.telemetry import ServerMetrics, access_line, access_logger
+
+Handler = Callable[[], Awaitable[tuple[dict[str, Any], LoadedModel | None, int | None]]]
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status, media_type="application/json")
+
+
+@dataclass
+class ScoringService:
+    """What the routes share: the served models, the batcher, the log, the metrics."""
+
+    models: ServedModels
+    default_name: str
+    p: ServeParams
+    batcher: MicroBatcher
+    metrics: ServerMetrics
+    log: PredictionLog | None
+
+    def model(self, name: str) -> LoadedModel:
+        model = self.models.get(name)
+        if model is not None:
+            return model
+        line = self.models.lines.get(name)
+        if line is None:
+            raise RequestError(404, f"no model line {name!r} is served (served: {sorted(self.models.lines)})")
+        raise RequestError(503, f"{name} has no version that could be loaded: {line.refused}")
+
+    async def score(self, name: str, frame: pd.DataFrame) -> tuple[LoadedModel, pd.DataFrame, list[dict[str, Any]]]:
+        model = self.model(name)
+        if len(frame) > self.p.max_request_rows:
+            raise RequestError(413, f"{len(frame)} rows in one request; at most serve.max_request_rows")
+        errors, warnings = row_problems(frame, model.scorer.state, self.p.unknown_levels)
+        if errors:
+            raise RequestError(422, f"{len(errors)} problem(s) with the input for {name} v{model.version}", errors)
+        for w in warnings:
+            self.metrics.warnings.labels(name, w.column).inc()
+        self.batcher.arriving -= 1
+        try:
+            out = await self.batcher.score(model, frame)
+        finally:
+            self.batcher.arriving += 1
+        self.metrics.rows.labels(name).inc(len(frame))
+        return model, out, [w.as_json() for w in warnings]
+
+    def logged(self, model: LoadedModel, features: pd.DataFrame, out: pd.DataFrame) -> None:
+        if self.log is not None:
+            self.log.append(model.name, model.version, features, out, model.scorer.state.id_column)
+
+    async def respond(self, route: str, request: Request, handler: Handler) -> Response:
+        """Run one route: time it, count it, turn refusals into 4xx JSON, log one line."""
+        started, model, rows = time.perf_counter(), None, None
+        self.batcher.arriving += 1
+        try:
+            body, model, rows = await handler()
+            status = 200
+        except RequestError as exc:
+            status, body = exc.status, exc.body()
+        except Exception as exc:  # noqa: BLE001 - a bug: still one JSON line, never a traceback page
+            status, body = 500, {"error": f"internal error: {type(exc).__name__}: {exc}", "problems": []}
+        finally:
+            self.batcher.arriving -= 1
+        elapsed = time.perf_counter() - started
+        self.metrics.requests.labels(route, str(status)).inc()
+        self.metrics.latency.labels(route).observe(elapsed)
+        if status >= 400:
+            self.metrics.errors.labels(route, str(status)).inc()
+        name, version = (model.name, model.version) if model else (None, None)
+        access_logger().info(access_line(request.method, route, status, elapsed, name, version, rows))
+        return json_response(body, status)
+
+    def sync_gauges(self) -> None:
+        for name, line in self.models.lines.items():
+            self.metrics.version.labels(name).set(line.current.version if line.current else 0)
+            self.metrics.refused.labels(name).set(int(line.refused["version"] or 0) if line.refused else 0)
+        if self.log is not None:
+            self.metrics.log_dropped.set(self.log.dropped)
+            self.metrics.log_written.set(self.log.written)
+        self.metrics.batches.set(self.batcher.batches)
+
+
+def create_app(service: ScoringService) -> FastAPI:
+    """The app over one service; the reloader runs for the app's lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        reloader = Reloader(service.models, service.p.reload_interval_seconds)
+        reloader.start()
+        try:
+            yield
+        finally:
+            reloader.stop()
+            service.batcher.close()
+            if service.log is not None:
+                service.log.close()
+
+    app = FastAPI(title="tabml serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    add_scoring_routes(app, service)
+    add_status_routes(app, service)
+    return app
+
+
+def add_scoring_routes(app: FastAPI, s: ScoringService) -> None:
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        async def handle() -> tuple[dict[str, Any], LoadedModel | None, int | None]:
+            frame = mlflow_frame(await request.body(), request.headers.get("content-type", ""))
+            model, out, warnings = await s.score(s.default_name, frame)
+            body = {"predictions": output_records(out), "model_name": model.name, "model_version": model.version}
+            return {**body, "warnings": warnings} if warnings else body, model, len(frame)
+
+        return await s.respond("/invocations", request, handle)
+
+    @app.post("/predict")
+    async def predict(request: Request, model: str | None = None) -> Response:
+        async def handle() -> tuple[dict[str, Any], LoadedModel | None, int | None]:
+            frame = predict_frame(await request.body())
+            used, out, warnings = await s.score(model or s.default_name, frame)
+            body = {"model_name": used.name, "model_version": used.version, "predictions": output_records(out)}
+            return {**body, "warnings": warnings} if warnings else body, used, len(frame)
+
+        return await s.respond("/predict", request, handle)
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer(name: str, request: Request) -> Response:
+        async def handle() -> tuple[dict[str, Any], LoadedModel | None, int | None]:
+            frame, request_id = v2_frame(await request.body())
+            model, out, warnings = await s.score(name, frame)
+            body = {"model_name": model.name, "model_version": str(model.version), "outputs": v2_outputs(out)}
+            if request_id is not None:
+                body["id"] = request_id
+            if warnings:
+                body["parameters"] = {"warnings": warnings}
+            return body, model, len(frame)
+
+        return await s.respond("/v2/models/{name}/infer", request, handle)
+
+
+def add_status_routes(app: FastAPI, s: ScoringService) -> None:
+    def served() -> dict[str, int | None]:
+        return {name: line.current.version if line.current else None for name, line in s.models.lines.items()}
+
+    @app.get("/ping")
+    async def ping() -> Response:
+        return Response("\n", 200 if s.models.get(s.default_name) else 503, media_type="text/plain")
+
+    @app.get("/health")
+    async def health() -> Response:
+        lines = [line.health() for line in s.models.lines.values()]
+        ok = s.models.get(s.default_name) is not None
+        status = "ok" if ok and not any(line["refused"] for line in lines) else "degraded" if ok else "unavailable"
+        return json_response({"status": status, "default_model": s.default_name, "models": lines}, 200 if ok else 503)
+
+    @app.get("/version")
+    async def version() -> Response:
+        return json_response({"tabml": package_version("tabml"), "models": served()})
+
+    @app.get("/v2/health/live")
+    async def live() -> Response:
+        return json_response({"live": True})
+
+    @app.get("/v2/health/ready")
+    async def ready() -> Response:
+        ok = bool(s.models.lines) and all(v is not None for v in served().values())
+        return json_response({"ready": ok}, 200 if ok else 503)
+
+    @app.get("/v2/models/{name}")
+    async def metadata(name: str) -> Response:
+        try:
+            model = s.model(name)
+        except RequestError as exc:
+            return json_response(exc.body(), exc.status)
+        kinds = {"numeric": "FP64", "datetime": "BYTES", "boolean": "BYTES", "categorical": "BYTES", "text": "BYTES"}
+        state = model.scorer.state
+        inputs = [{"name": c.name, "datatype": kinds.get(c.kind, "BYTES"), "shape": [-1]} for c in state.input_schema]
+        outputs = [{"name": "prediction", "datatype": "FP64" if state.task == "regression" else "BYTES", "shape": [-1]}]
+        outputs += [{"name": f"proba_{label}", "datatype": "FP64", "shape": [-1]} for label in (state.labels or [])]
+        if state.task == "binary":
+            outputs = outputs[:1] + [o for o in outputs[1:] if o["name"] == f"proba_{state.labels[1]}"]
+        body = {"name": name, "versions": [str(model.version)], "platform": "tabml", "inputs": inputs}
+        return json_response({**body, "outputs": outputs})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        s.sync_gauges()
+        return Response(s.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
