@@ -24,6 +24,7 @@ from tabml.core.errors import StageError
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
 from tabml.evaluation.scorer import Scorer
 from tabml.predict.checks import check_input
+from tabml.predict.prediction_log import PredictionLog
 from tabml.registry.package import Package, load_scorer
 from tabml.registry.store import load_package
 
@@ -89,15 +90,24 @@ def load_model_package(registry_dir: Path, name: str, version: int | None, stage
 
 
 def predict_file(
-    registry_dir: Path, name: str, source: Path, output: Path, version: int | None = None, stage: str | None = None
+    registry_dir: Path,
+    name: str,
+    source: Path,
+    output: Path,
+    version: int | None = None,
+    stage: str | None = None,
+    log: PredictionLog | None = None,
 ) -> PredictionRun:
-    """Verify the package, validate the input, score it, write the predictions."""
+    """Verify the package, validate the input, score it, write the predictions (and append them to `log`)."""
     from tabml.data.tables import read_table
 
     package, scorer = load_model_package(registry_dir, name, version, stage)
     frame = read_table(source)
     check_input(frame, package, source)
-    written = write_table(prediction_frame(scorer, frame, name, package.entry.version), output)
+    predictions = prediction_frame(scorer, frame, name, package.entry.version)
+    written = write_table(predictions, output)
+    if log is not None:
+        log.append(name, package.entry.version, frame, predictions, scorer.state.id_column)
     return PredictionRun(name, package.entry.version, len(frame), written)
 
 
@@ -117,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params) if not (args.name and args.registry_dir) else None
         name = args.name or params.data.name  # type: ignore[union-attr]
         registry_dir = args.registry_dir or params.register_.registry_dir  # type: ignore[union-attr]
-        done = predict_file(registry_dir, name, args.input, args.output, args.version, args.stage)
+        log = PredictionLog.from_params(params.serve) if params and params.serve.log_sample_rate > 0 else None
+        try:
+            done = predict_file(registry_dir, name, args.input, args.output, args.version, args.stage, log)
+        finally:
+            if log is not None:
+                log.close()
     except (StageError, ParamsError) as exc:
         print(f"[predict] FAILED: {exc}", file=sys.stderr)
         return 1
