@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from prefect import flow, task
@@ -25,12 +25,12 @@ from prefect import flow, task
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import StageError
 from tabml.core.params import Params, ParamsError, load_params
-from tabml.predict.batch import load_model_package
-from tabml.predict.prediction_log import TIME, read_window
-from tabml.registry.gate import primary_metric_for
 from tabml.monitor.assess import feature_drift, joined_labels, live_performance, logged_scores, prediction_drift
 from tabml.monitor.report import markdown, summary, write_html
 from tabml.monitor.trigger import crossed, decide, read_state, write_state
+from tabml.predict.batch import load_model_package
+from tabml.predict.prediction_log import TIME, read_window
+from tabml.registry.gate import primary_metric_for
 from tabml.validation.report import load_reference, reference_path
 
 ENTRYPOINT = "flows/monitor.py:monitor"
@@ -48,7 +48,7 @@ def start_training(deployment: str, parameters: dict[str, Any]) -> str:
         raise StageError(
             f"no deployment {deployment!r} on the Prefect server", "monitor.deployment", "`make deploy` first"
         ) from None
-    return str(run.id)
+    return str(cast(Any, run).id)
 
 
 def live(params: Params, root: Path, window: pd.DataFrame, package: Any, scorer: Any) -> Any:
@@ -58,14 +58,22 @@ def live(params: Params, root: Path, window: pd.DataFrame, package: Any, scorer:
         return None, None
     from tabml.data.tables import read_table
 
-    joined = joined_labels(window, read_table(root / m.labels_path), state.id_column, state.target,
-                           params.serve.hash_ids)
+    joined = joined_labels(
+        window, read_table(root / m.labels_path), state.id_column, state.target, params.serve.hash_ids
+    )
     if joined.empty:
         return None, joined
     metric = primary_metric_for(state.task, params.register_)
     result = live_performance(
-        logged_scores(joined, state), scorer.target(joined), state, metric, scorer.threshold,
-        package.entry.metrics.get(metric), samples=m.bootstrap_samples, confidence=m.confidence, seed=0,
+        logged_scores(joined, state),
+        scorer.target(joined),
+        state,
+        metric,
+        scorer.threshold,
+        package.entry.metrics.get(metric),
+        samples=m.bootstrap_samples,
+        confidence=m.confidence,
+        seed=0,
     )
     return result, joined
 
@@ -87,7 +95,9 @@ def run_monitor(root: Path, params: Params, now: datetime, trigger: Trigger) -> 
     package, scorer = load_model_package(root / params.register_.registry_dir, name, None, None)
     log = read_window(root / params.serve.log_dir, name)
     window = log[log[TIME] >= pd.Timestamp(now - timedelta(hours=m.window_hours))] if len(log) else log
-    drift_p = params.validate_.drift.model_copy(update={"threshold": m.drift_threshold, "action": "warn", "min_rows": m.min_rows})
+    drift_p = params.validate_.drift.model_copy(
+        update={"threshold": m.drift_threshold, "action": "warn", "min_rows": m.min_rows}
+    )
     features, prediction, performance, labelled = [], None, None, None
     if len(window) >= m.min_rows:
         reference = load_reference(reference_path(root / params.validate_.reference_dir, name))
@@ -102,8 +112,10 @@ def run_monitor(root: Path, params: Params, now: datetime, trigger: Trigger) -> 
         batch = write_batch(params, root, window, labelled, now)
         triggered = trigger(m.deployment, {"data_path": str(batch)})
         at = now.isoformat()
-        write_state(state_file, {"last_triggered_at": at, "flow_run_id": triggered, "batch": str(batch),
-                                 "reasons": decision.reasons})
+        write_state(
+            state_file,
+            {"last_triggered_at": at, "flow_run_id": triggered, "batch": str(batch), "reasons": decision.reasons},
+        )
     found = summary(name, package.entry.version, len(window), features, prediction, performance, decision, triggered)
     write_html(found, root / m.report)
     return found
@@ -164,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "deploy":
             params = load_params(root / "params.yaml")
             deployment_id = deploy_monitor(root, params)
-            print(f"deployment model-monitor/{params.monitor.deployment_name} ({deployment_id}), cron {params.monitor.cron}")
+            m = params.monitor
+            print(f"deployment model-monitor/{m.deployment_name} ({deployment_id}), cron {m.cron}")
             return 0
         monitor(root=str(root))
     except (StageError, ParamsError) as exc:

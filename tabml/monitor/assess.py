@@ -68,7 +68,9 @@ def joined_labels(
 ) -> pd.DataFrame:
     """The logged rows that have a label, joined by id (hashed as the log hashes it); the last label wins."""
     keys = labels[id_column].map(hash_id) if hashed else labels[id_column].astype(str)
-    right = pd.DataFrame({"_key": keys.to_numpy(), target: labels[target].to_numpy()}).drop_duplicates("_key", keep="last")
+    right = pd.DataFrame({"_key": keys.to_numpy(), target: labels[target].to_numpy()}).drop_duplicates(
+        "_key", keep="last"
+    )
     left = window.assign(_key=window[id_column].astype(str))
     return left.merge(right, on="_key", how="inner", suffixes=("", "_label")).drop(columns="_key")
 
@@ -105,5 +107,5 @@ def live_performance(
     values = on_resamples(resample_counts(np.random.default_rng(seed), len(target), samples))
     values = values[np.isfinite(values)]
     tail = (1 - confidence) / 2 * 100
-    low, high = (np.percentile(values, [tail, 100 - tail]) if len(values) else (np.nan, np.nan))
+    low, high = np.percentile(values, [tail, 100 - tail]) if len(values) else (np.nan, np.nan)
     return LivePerformance(metric, len(target), float(value), float(low), float(high), confidence, registered)

@@ -78,10 +78,10 @@ def write_html(s: dict[str, Any], path: Path) -> Path:
             f"<p>Live {live['metric']}: {live['value']:.4f} [{live['low']:.4f}, {live['high']:.4f}] on "
             f"{live['rows']} labelled rows (registered {live['registered']})</p>"
         )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Monitor {html.escape(s['model'])}</title>
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Monitor {html.escape(s["model"])}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
 tr.drift td{{background:#fde2e2}}</style></head><body>
-<h1>{html.escape(s['model'])} v{s['version']}: {s['rows']} logged rows</h1>
+<h1>{html.escape(s["model"])} v{s["version"]}: {s["rows"]} logged rows</h1>
 <p><b>{html.escape(verdict)}</b></p><ul>{reasons}</ul>{extra}
 <table><tr><th>feature</th><th>PSI</th><th>note</th></tr>{rows}</table></body></html>
 """

@@ -81,7 +81,9 @@ class PredictionLog:
 
     @classmethod
     def from_params(cls, p: ServeParams, root: Path | None = None) -> PredictionLog:
-        return cls(root or p.log_dir, p.log_sample_rate, p.hash_ids, p.log_queue_rows, p.log_flush_seconds, p.log_max_files)
+        return cls(
+            root or p.log_dir, p.log_sample_rate, p.hash_ids, p.log_queue_rows, p.log_flush_seconds, p.log_max_files
+        )
 
     def append(
         self, name: str, version: int, features: pd.DataFrame, predictions: pd.DataFrame, id_column: str | None

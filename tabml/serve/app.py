@@ -99,7 +99,8 @@ class ScoringService:
     def sync_gauges(self) -> None:
         for name, line in self.models.lines.items():
             self.metrics.version.labels(name).set(line.current.version if line.current else 0)
-            self.metrics.refused.labels(name).set(int(line.refused["version"] or 0) if line.refused else 0)
+            refused = line.refused.get("version") if line.refused else None
+            self.metrics.refused.labels(name).set(refused if isinstance(refused, int) else 0)
         if self.log is not None:
             self.metrics.log_dropped.set(self.log.dropped)
             self.metrics.log_written.set(self.log.written)
@@ -153,7 +154,8 @@ def add_scoring_routes(app: FastAPI, s: ScoringService) -> None:
         async def handle() -> tuple[dict[str, Any], LoadedModel | None, int | None]:
             frame, request_id = v2_frame(await request.body())
             model, out, warnings = await s.score(name, frame)
-            body = {"model_name": model.name, "model_version": str(model.version), "outputs": v2_outputs(out)}
+            body: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
+            body["outputs"] = v2_outputs(out)
             if request_id is not None:
                 body["id"] = request_id
             if warnings:
@@ -202,7 +204,7 @@ def add_status_routes(app: FastAPI, s: ScoringService) -> None:
         inputs = [{"name": c.name, "datatype": kinds.get(c.kind, "BYTES"), "shape": [-1]} for c in state.input_schema]
         outputs = [{"name": "prediction", "datatype": "FP64" if state.task == "regression" else "BYTES", "shape": [-1]}]
         outputs += [{"name": f"proba_{label}", "datatype": "FP64", "shape": [-1]} for label in (state.labels or [])]
-        if state.task == "binary":
+        if state.task == "binary" and state.labels:
             outputs = outputs[:1] + [o for o in outputs[1:] if o["name"] == f"proba_{state.labels[1]}"]
         body = {"name": name, "versions": [str(model.version)], "platform": "tabml", "inputs": inputs}
         return json_response({**body, "outputs": outputs})

@@ -42,9 +42,9 @@ def _bad_rows(values: pd.Series, kind: str) -> np.ndarray:
     return np.array([], dtype=np.int64)
 
 
-def row_problems(frame: pd.DataFrame, state: PreprocessState, unknown_levels: Literal["refuse", "warn"]) -> tuple[
-    list[Problem], list[Problem]
-]:
+def row_problems(
+    frame: pd.DataFrame, state: PreprocessState, unknown_levels: Literal["refuse", "warn"]
+) -> tuple[list[Problem], list[Problem]]:
     """Pure: (errors, warnings) of `frame` for a model with `state`; rows are positions in the request."""
     errors: list[Problem] = []
     warnings: list[Problem] = []

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from tabml.core.files import utc_now
 from tabml.evaluation.scorer import Scorer
+from tabml.predict.batch import load_model_package
 from tabml.registry.index import production_version
 from tabml.registry.package import Package
 from tabml.registry.store import INDEX_FILE, read_index
-from tabml.predict.batch import load_model_package
 
 log = logging.getLogger("tabml.serve")
 

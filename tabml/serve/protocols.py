@@ -53,10 +53,16 @@ def records_frame(records: Any, where: str) -> pd.DataFrame:
         raise RequestError(400, f"{where} must be a non-empty list of records (JSON objects)")
     bad = [i for i, r in enumerate(records) if not isinstance(r, dict)]
     if bad:
-        raise RequestError(400, f"{where}: record {bad[0]} is not a JSON object", [Problem(bad[0], "*", "not an object")])
+        raise RequestError(
+            400, f"{where}: record {bad[0]} is not a JSON object", [Problem(bad[0], "*", "not an object")]
+        )
     columns = list(dict.fromkeys(k for r in records for k in r))
-    problems = [Problem(i, c, "missing from this record (send null for a missing value)") for i, r in
-                enumerate(records) for c in columns if c not in r]
+    problems = [
+        Problem(i, c, "missing from this record (send null for a missing value)")
+        for i, r in enumerate(records)
+        for c in columns
+        if c not in r
+    ]
     if problems:
         raise RequestError(422, f"{len(problems)} record key(s) missing", problems[:20])
     return pd.DataFrame.from_records(records, columns=columns)
@@ -64,14 +70,21 @@ def records_frame(records: Any, where: str) -> pd.DataFrame:
 
 def split_frame(split: Any) -> pd.DataFrame:
     """MLflow's `dataframe_split`: {"columns": [...], "data": [[...], ...]}."""
-    if not isinstance(split, dict) or not isinstance(split.get("columns"), list) or not isinstance(split.get("data"), list):
-        raise RequestError(400, "dataframe_split must be {\"columns\": [...], \"data\": [[...], ...]}")
+    if (
+        not isinstance(split, dict)
+        or not isinstance(split.get("columns"), list)
+        or not isinstance(split.get("data"), list)
+    ):
+        raise RequestError(400, 'dataframe_split must be {"columns": [...], "data": [[...], ...]}')
     columns, data = split["columns"], split["data"]
     for i, row in enumerate(data):
         if not isinstance(row, list) or len(row) != len(columns):
             n = len(row) if isinstance(row, list) else "not a list"
-            raise RequestError(422, f"dataframe_split row {i} has {n} values for {len(columns)} columns",
-                               [Problem(i, "*", f"expected {len(columns)} values")])
+            raise RequestError(
+                422,
+                f"dataframe_split row {i} has {n} values for {len(columns)} columns",
+                [Problem(i, "*", f"expected {len(columns)} values")],
+            )
     if not data:
         raise RequestError(400, "dataframe_split.data is empty")
     return pd.DataFrame(data, columns=columns)
@@ -111,16 +124,19 @@ def v2_frame(body: bytes) -> tuple[pd.DataFrame, str | None]:
     document = parse_json(body)
     inputs = document.get("inputs") if isinstance(document, dict) else None
     if not isinstance(inputs, list) or not inputs:
-        raise RequestError(400, "a V2 infer request needs \"inputs\": [{name, shape, datatype, data}, ...]")
+        raise RequestError(400, 'a V2 infer request needs "inputs": [{name, shape, datatype, data}, ...]')
     columns: dict[str, list[Any]] = {}
     for tensor in inputs:
         name = tensor.get("name") if isinstance(tensor, dict) else None
         data = tensor.get("data") if isinstance(tensor, dict) else None
         if not isinstance(name, str) or not isinstance(data, list):
-            raise RequestError(400, "every V2 input needs a string \"name\" and a \"data\" list")
+            raise RequestError(400, 'every V2 input needs a string "name" and a "data" list')
         if tensor.get("datatype") not in V2_DATATYPES:
-            raise RequestError(400, f"input {name!r}: datatype {tensor.get('datatype')!r} is not a V2 datatype",
-                               [Problem(None, name, "unknown datatype")])
+            raise RequestError(
+                400,
+                f"input {name!r}: datatype {tensor.get('datatype')!r} is not a V2 datatype",
+                [Problem(None, name, "unknown datatype")],
+            )
         flat = np.asarray(data, dtype=object).reshape(-1).tolist() if data and isinstance(data[0], list) else data
         columns[name] = flat
     lengths = {len(v) for v in columns.values()}

@@ -47,8 +47,12 @@ def batch_scores(registry: Path, tmp_path: Path) -> pd.DataFrame:
 def v2_request(rows: pd.DataFrame) -> dict[str, object]:
     def tensor(column: str) -> dict[str, object]:
         numeric = pd.api.types.is_numeric_dtype(ROWS[column].dtype)
-        return {"name": column, "shape": [len(rows)], "datatype": "FP64" if numeric else "BYTES",
-                "data": rows[column].tolist()}
+        return {
+            "name": column,
+            "shape": [len(rows)],
+            "datatype": "FP64" if numeric else "BYTES",
+            "data": rows[column].tolist(),
+        }
 
     return {"id": "req-1", "inputs": [tensor(c) for c in rows.columns]}
 
