@@ -22,6 +22,7 @@ import pandas as pd
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import StageError
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
+from tabml.data.preprocessing import PreprocessState
 from tabml.evaluation.scorer import Scorer
 from tabml.predict.checks import check_input
 from tabml.predict.prediction_log import PredictionLog
@@ -39,23 +40,31 @@ class PredictionRun:
     output: Path
 
 
+def prediction_columns(state: PreprocessState, threshold: float | None, scores: np.ndarray) -> dict[str, np.ndarray]:
+    """Pure: the prediction (in the file's own labels, or target units) and the probabilities, per scored row."""
+    labels = np.asarray(state.labels or [], dtype=object)
+    if state.task == "regression":
+        return {"prediction": scores.astype(np.float64)}
+    if state.task == "binary":
+        assert threshold is not None, "a binary package records its threshold in metrics.json"
+        return {
+            "prediction": labels[(scores >= threshold).astype(np.int64)],
+            f"proba_{labels[1]}": scores.astype(np.float64),
+        }
+    out = {"prediction": labels[scores.argmax(axis=1)]}
+    for k, label in enumerate(labels):
+        out[f"proba_{label}"] = scores[:, k].astype(np.float64)
+    return out
+
+
 def prediction_frame(scorer: Scorer, frame: pd.DataFrame, name: str, version: int) -> pd.DataFrame:
     """Pure: one output row per input row: [id], prediction, probabilities, model name and version."""
     state, scores = scorer.state, scorer.scores(frame)
     out = pd.DataFrame(index=frame.index)
     if state.id_column and state.id_column in frame.columns:
         out[state.id_column] = frame[state.id_column]
-    labels = np.asarray(state.labels or [], dtype=object)
-    if state.task == "regression":
-        out["prediction"] = scores.astype(np.float64)
-    elif state.task == "binary":
-        assert scorer.threshold is not None, "a binary package records its threshold in metrics.json"
-        out["prediction"] = labels[(scores >= scorer.threshold).astype(np.int64)]
-        out[f"proba_{labels[1]}"] = scores.astype(np.float64)
-    else:
-        out["prediction"] = labels[scores.argmax(axis=1)]
-        for k, label in enumerate(labels):
-            out[f"proba_{label}"] = scores[:, k].astype(np.float64)
+    for column, values in prediction_columns(state, scorer.threshold, scores).items():
+        out[column] = values
     out["model_name"] = name
     out["model_version"] = version
     return out.reset_index(drop=True)

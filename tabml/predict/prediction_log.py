@@ -16,9 +16,11 @@ import itertools
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,12 +37,16 @@ def hash_id(value: object) -> str:
     return hashlib.sha256(str(value).encode()).hexdigest()[:16]
 
 
+Rows = pd.DataFrame | Mapping[str, Any]  # a frame, or column -> values (what the server received / predicted)
+
+
 def log_rows(
-    features: pd.DataFrame, predictions: pd.DataFrame, version: int, id_column: str | None, hash_ids: bool
+    features: pd.DataFrame, predictions: pd.DataFrame, version: int, id_column: str | None, hash_ids: bool,
+    at: datetime | None = None,
 ) -> pd.DataFrame:
     """Pure: the log rows of one scored frame (features as received, metadata, prediction)."""
     out = pd.DataFrame(index=range(len(features)))
-    out[TIME] = pd.Timestamp(datetime.now(UTC))
+    out[TIME] = pd.Timestamp(at or datetime.now(UTC))
     out[VERSION] = version
     for column in features.columns:
         values = features[column].reset_index(drop=True)
@@ -69,7 +75,7 @@ class PredictionLog:
     seed: int | None = None
     dropped: int = 0
     written: int = 0
-    _queue: queue.Queue[tuple[str, pd.DataFrame] | None] = field(init=False)
+    _queue: queue.Queue[tuple[str, Any] | None] = field(init=False)
     _queued_rows: int = field(init=False, default=0)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _thread: threading.Thread | None = field(init=False, default=None)
@@ -85,25 +91,30 @@ class PredictionLog:
             root or p.log_dir, p.log_sample_rate, p.hash_ids, p.log_queue_rows, p.log_flush_seconds, p.log_max_files
         )
 
-    def append(
-        self, name: str, version: int, features: pd.DataFrame, predictions: pd.DataFrame, id_column: str | None
-    ) -> None:
-        """Queue the sampled rows of one scored frame; never raises, never waits."""
+    def append(self, name: str, version: int, features: Rows, predictions: Rows, id_column: str | None) -> None:
+        """Queue the sampled rows of one scored request; never raises, never waits (frames are built later)."""
+        n = 0
         try:
-            keep = self._rng.random(len(features)) < self.sample_rate
-            if not keep.any():
+            n = len(features) if isinstance(features, pd.DataFrame) else len(next(iter(features.values()), []))
+            keep = self._rng.random(n) < self.sample_rate
+            kept = int(keep.sum())
+            if not kept:
                 return
-            rows = log_rows(features[keep], predictions[keep], version, id_column, self.hash_ids)
             with self._lock:
-                if self._queued_rows + len(rows) > self.queue_rows:
-                    self.dropped += len(rows)
+                if self._queued_rows + kept > self.queue_rows:
+                    self.dropped += kept
                     return
-                self._queued_rows += len(rows)
+                self._queued_rows += kept
             self._start()
-            self._queue.put((name, rows))
+            self._queue.put((name, (version, datetime.now(UTC), features, predictions, id_column, keep)))
         except Exception:  # noqa: BLE001 - the log must never fail a request
             with self._lock:
-                self.dropped += len(features)
+                self.dropped += n
+
+    def _rows(self, item: tuple[Any, ...]) -> pd.DataFrame:
+        version, at, features, predictions, id_column, keep = item
+        features, predictions = pd.DataFrame(features)[keep], pd.DataFrame(predictions)[keep]
+        return log_rows(features, predictions, version, id_column, self.hash_ids, at)
 
     def _start(self) -> None:
         if self._thread is None:
@@ -113,7 +124,7 @@ class PredictionLog:
                     self._thread.start()
 
     def _drain(self) -> None:
-        pending: dict[str, list[pd.DataFrame]] = {}
+        pending: dict[str, list[Any]] = {}
         last_flush, stop = time.monotonic(), False
         while not stop:
             try:
@@ -121,24 +132,25 @@ class PredictionLog:
                 if item is None:
                     stop = True
                 else:
-                    pending.setdefault(item[0], []).append(item[1])
+                    pending.setdefault(item[0], []).append(item[1])  # frames built here, off the request path
             except queue.Empty:
                 pass
             if pending and (stop or time.monotonic() - last_flush >= self.flush_seconds):
                 self._flush(pending)
                 pending, last_flush = {}, time.monotonic()
 
-    def _flush(self, pending: dict[str, list[pd.DataFrame]]) -> None:
-        for name, frames in pending.items():
-            rows = pd.concat(frames, ignore_index=True)
-            rows.insert(1, NAME, name)
+    def _flush(self, pending: dict[str, list[Any]]) -> None:
+        for name, items in pending.items():
+            count = sum(int(item[-1].sum()) for item in items)
             try:
+                rows = pd.concat([self._rows(item) for item in items], ignore_index=True)
+                rows.insert(1, NAME, name)
                 self._write(name, rows)
                 self.written += len(rows)
             except Exception:  # noqa: BLE001 - a full disk drops log rows, never requests
-                self.dropped += len(rows)
+                self.dropped += count
             with self._lock:
-                self._queued_rows -= len(rows)
+                self._queued_rows -= count
 
     def _write(self, name: str, rows: pd.DataFrame) -> None:
         folder = self.root / name

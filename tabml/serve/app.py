@@ -15,15 +15,14 @@ from importlib.metadata import version as package_version
 from typing import Any
 
 import orjson
-import pandas as pd
 from fastapi import FastAPI, Request, Response
 
 from tabml.core.ops_params import ServeParams
 from tabml.predict.prediction_log import PredictionLog
-from tabml.serve.batching import MicroBatcher
-from tabml.serve.checks import row_problems
+from tabml.serve.batching import MicroBatcher, Predictions
+from tabml.serve.encoding import encode
 from tabml.serve.models import LoadedModel, Reloader, ServedModels
-from tabml.serve.protocols import RequestError, mlflow_frame, output_records, predict_frame, v2_frame, v2_outputs
+from tabml.serve.protocols import RequestError, Table, mlflow_table, output_records, predict_table, v2_table, v2_outputs
 from tabml.serve.telemetry import ServerMetrics, access_line, access_logger
 
 Handler = Callable[[], Awaitable[tuple[dict[str, Any], LoadedModel | None, int | None]]]
@@ -53,26 +52,28 @@ class ScoringService:
             raise RequestError(404, f"no model line {name!r} is served (served: {sorted(self.models.lines)})")
         raise RequestError(503, f"{name} has no version that could be loaded: {line.refused}")
 
-    async def score(self, name: str, frame: pd.DataFrame) -> tuple[LoadedModel, pd.DataFrame, list[dict[str, Any]]]:
+    async def score(self, name: str, table: Table) -> tuple[LoadedModel, list[dict[str, Any]], Predictions, list]:
+        """Check, encode, score (micro-batched) and log one request: (model, records, columns, warnings)."""
         model = self.model(name)
-        if len(frame) > self.p.max_request_rows:
-            raise RequestError(413, f"{len(frame)} rows in one request; at most serve.max_request_rows")
-        errors, warnings = row_problems(frame, model.scorer.state, self.p.unknown_levels)
-        if errors:
-            raise RequestError(422, f"{len(errors)} problem(s) with the input for {name} v{model.version}", errors)
-        for w in warnings:
+        if table.rows > self.p.max_request_rows:
+            raise RequestError(413, f"{table.rows} rows in one request; at most serve.max_request_rows")
+        state = model.scorer.state
+        encoded = encode(table.columns, table.rows, state, self.p.unknown_levels)
+        if encoded.errors:
+            what = f"{len(encoded.errors)} problem(s) with the input for {name} v{model.version}"
+            raise RequestError(422, what, encoded.errors)
+        for w in encoded.warnings:
             self.metrics.warnings.labels(name, w.column).inc()
         self.batcher.arriving -= 1
         try:
-            out = await self.batcher.score(model, frame)
+            out = await self.batcher.score(model, encoded.arrays)
         finally:
             self.batcher.arriving += 1
-        self.metrics.rows.labels(name).inc(len(frame))
-        return model, out, [w.as_json() for w in warnings]
-
-    def logged(self, model: LoadedModel, features: pd.DataFrame, out: pd.DataFrame) -> None:
+        self.metrics.rows.labels(name).inc(table.rows)
         if self.log is not None:
-            self.log.append(model.name, model.version, features, out, model.scorer.state.id_column)
+            self.log.append(model.name, model.version, table.columns, out, state.id_column)
+        ids = table.columns.get(state.id_column) if state.id_column else None
+        return model, output_records(ids, state.id_column, out), out, [w.as_json() for w in encoded.warnings]
 
     async def respond(self, route: str, request: Request, handler: Handler) -> Response:
         """Run one route: time it, count it, turn refusals into 4xx JSON, log one line."""
@@ -132,35 +133,35 @@ def add_scoring_routes(app: FastAPI, s: ScoringService) -> None:
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
         async def handle() -> tuple[dict[str, Any], LoadedModel | None, int | None]:
-            frame = mlflow_frame(await request.body(), request.headers.get("content-type", ""))
-            model, out, warnings = await s.score(s.default_name, frame)
-            body = {"predictions": output_records(out), "model_name": model.name, "model_version": model.version}
-            return {**body, "warnings": warnings} if warnings else body, model, len(frame)
+            table = mlflow_table(await request.body(), request.headers.get("content-type", ""))
+            model, records, _, warnings = await s.score(s.default_name, table)
+            body = {"predictions": records, "model_name": model.name, "model_version": model.version}
+            return {**body, "warnings": warnings} if warnings else body, model, table.rows
 
         return await s.respond("/invocations", request, handle)
 
     @app.post("/predict")
     async def predict(request: Request, model: str | None = None) -> Response:
         async def handle() -> tuple[dict[str, Any], LoadedModel | None, int | None]:
-            frame = predict_frame(await request.body())
-            used, out, warnings = await s.score(model or s.default_name, frame)
-            body = {"model_name": used.name, "model_version": used.version, "predictions": output_records(out)}
-            return {**body, "warnings": warnings} if warnings else body, used, len(frame)
+            table = predict_table(await request.body())
+            used, records, _, warnings = await s.score(model or s.default_name, table)
+            body = {"model_name": used.name, "model_version": used.version, "predictions": records}
+            return {**body, "warnings": warnings} if warnings else body, used, table.rows
 
         return await s.respond("/predict", request, handle)
 
     @app.post("/v2/models/{name}/infer")
     async def infer(name: str, request: Request) -> Response:
         async def handle() -> tuple[dict[str, Any], LoadedModel | None, int | None]:
-            frame, request_id = v2_frame(await request.body())
-            model, out, warnings = await s.score(name, frame)
+            table, request_id = v2_table(await request.body())
+            model, _, out, warnings = await s.score(name, table)
             body: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
             body["outputs"] = v2_outputs(out)
             if request_id is not None:
                 body["id"] = request_id
             if warnings:
                 body["parameters"] = {"warnings": warnings}
-            return body, model, len(frame)
+            return body, model, table.rows
 
         return await s.respond("/v2/models/{name}/infer", request, handle)
 

@@ -10,60 +10,71 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import pandas as pd
+import numpy as np
 
-from tabml.predict.batch import prediction_frame
+from tabml.data.preprocessing import SplitArrays
+from tabml.predict.batch import prediction_columns
 from tabml.serve.models import LoadedModel
+from tabml.training.trained_model import score_arrays
+
+Predictions = dict[str, np.ndarray]  # tabml.predict.batch.prediction_columns of one request's rows
 
 
 @dataclass
 class Pending:
     model: LoadedModel
-    frame: pd.DataFrame
-    future: asyncio.Future[pd.DataFrame]
+    arrays: SplitArrays
+    future: asyncio.Future[Predictions]
+
+    @property
+    def rows(self) -> int:
+        return len(self.arrays.x_num)
 
 
-Scored = Callable[[LoadedModel, pd.DataFrame, pd.DataFrame], None]  # (model, features, predictions) per request
-
-
-def score_group(model: LoadedModel, frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """Pure: score the frames of one model as one batch and split the predictions back."""
-    whole = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    out = prediction_frame(model.scorer, whole, model.name, model.version)
-    bounds, start = [], 0
-    for frame in frames:
-        bounds.append((start, start + len(frame)))
-        start += len(frame)
-    return [out.iloc[a:b].reset_index(drop=True) for a, b in bounds]
+def score_group(model: LoadedModel, parts: list[SplitArrays]) -> list[Predictions]:
+    """Pure: score the encoded rows of one model as one batch and split the predictions back."""
+    if len(parts) == 1:
+        whole = parts[0]
+    else:
+        x_num, x_cat = np.concatenate([p.x_num for p in parts]), np.concatenate([p.x_cat for p in parts])
+        whole = SplitArrays(x_num=x_num, x_cat=x_cat, y=np.zeros(len(x_num), np.float32))
+    state = model.scorer.state
+    scores = score_arrays(model.scorer.net, whole, state.task, state.target_mean, state.target_std)
+    columns = prediction_columns(state, model.scorer.threshold, scores)
+    out, start = [], 0
+    for part in parts:
+        end = start + len(part.x_num)
+        out.append({name: values[start:end] for name, values in columns.items()})
+        start = end
+    return out
 
 
 class MicroBatcher:
-    """Collects concurrent requests into batches; `await score(model, frame)` gives that frame's predictions."""
+    """Collects concurrent requests into batches; `await score(model, arrays)` gives those rows' predictions."""
 
-    def __init__(self, window_ms: float, max_batch: int, on_scored: Scored | None = None) -> None:
-        self.window, self.max_batch, self.on_scored = window_ms / 1000, max_batch, on_scored
+    def __init__(self, window_ms: float, max_batch: int) -> None:
+        self.window, self.max_batch = window_ms / 1000, max_batch
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
         self.queue: deque[Pending] = deque()
         self.arriving = 0  # requests being read and checked: more rows are on their way
         self.batches = 0
         self._worker: asyncio.Task[None] | None = None
 
-    async def score(self, model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
-        future: asyncio.Future[pd.DataFrame] = asyncio.get_running_loop().create_future()
-        self.queue.append(Pending(model, frame, future))
+    async def score(self, model: LoadedModel, arrays: SplitArrays) -> Predictions:
+        future: asyncio.Future[Predictions] = asyncio.get_running_loop().create_future()
+        self.queue.append(Pending(model, arrays, future))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run())
         return await future
 
     def _take(self, taken: list[Pending], rows: int) -> int:
-        while self.queue and (not taken or rows + len(self.queue[0].frame) <= self.max_batch):
+        while self.queue and (not taken or rows + self.queue[0].rows <= self.max_batch):
             item = self.queue.popleft()
             taken.append(item)
-            rows += len(item.frame)
+            rows += item.rows
         return rows
 
     async def _run(self) -> None:
@@ -83,7 +94,7 @@ class MicroBatcher:
     async def _score_items(self, loop: asyncio.AbstractEventLoop, items: list[Pending]) -> None:
         model = items[0].model
         try:
-            outs = await loop.run_in_executor(self.executor, score_group, model, [i.frame for i in items])
+            outs = await loop.run_in_executor(self.executor, score_group, model, [i.arrays for i in items])
         except Exception as exc:  # noqa: BLE001 - handed to each request, which answers it
             for item in items:
                 if not item.future.done():
@@ -93,8 +104,6 @@ class MicroBatcher:
         for item, out in zip(items, outs, strict=True):
             if not item.future.done():
                 item.future.set_result(out)
-            if self.on_scored is not None:
-                self.on_scored(model, item.frame, out)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -12,6 +12,8 @@ Every malformed body is a RequestError (a 4xx with a JSON body naming the row an
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,14 @@ from tabml.serve.checks import Problem
 
 V2_DATATYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
 V2_DATATYPES |= {"FP16", "FP32", "FP64", "BYTES"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A request's rows as received: column -> values (JSON values, or what pandas read from CSV), and the count."""
+
+    columns: dict[str, list[Any]]
+    rows: int
 
 
 class RequestError(Exception):
@@ -45,36 +55,33 @@ def parse_json(body: bytes) -> Any:
         raise RequestError(400, f"the body is not valid JSON: {exc}") from None
 
 
-def records_frame(records: Any, where: str) -> pd.DataFrame:
-    """A frame from a list of JSON objects; a record missing a key is an error (send null for missing)."""
+def records_table(records: Any, where: str) -> Table:
+    """Columns from a list of JSON objects; a record missing a key is an error (send null for missing)."""
     if isinstance(records, dict):
         records = [records]
     if not isinstance(records, list) or not records:
         raise RequestError(400, f"{where} must be a non-empty list of records (JSON objects)")
     bad = [i for i, r in enumerate(records) if not isinstance(r, dict)]
     if bad:
-        raise RequestError(
-            400, f"{where}: record {bad[0]} is not a JSON object", [Problem(bad[0], "*", "not an object")]
-        )
-    columns = list(dict.fromkeys(k for r in records for k in r))
-    problems = [
-        Problem(i, c, "missing from this record (send null for a missing value)")
-        for i, r in enumerate(records)
-        for c in columns
-        if c not in r
-    ]
-    if problems:
+        problem = Problem(bad[0], "*", "not an object")
+        raise RequestError(400, f"{where}: record {bad[0]} is not a JSON object", [problem])
+    names = list(records[0])
+    if any(len(r) != len(names) for r in records) or any(set(r) != set(names) for r in records[1:]):
+        names = list(dict.fromkeys(k for r in records for k in r))
+        problems = [
+            Problem(i, c, "missing from this record (send null for a missing value)")
+            for i, r in enumerate(records)
+            for c in names
+            if c not in r
+        ]
         raise RequestError(422, f"{len(problems)} record key(s) missing", problems[:20])
-    return pd.DataFrame.from_records(records, columns=columns)
+    return Table({c: [r[c] for r in records] for c in names}, len(records))
 
 
-def split_frame(split: Any) -> pd.DataFrame:
+def split_table(split: Any) -> Table:
     """MLflow's `dataframe_split`: {"columns": [...], "data": [[...], ...]}."""
-    if (
-        not isinstance(split, dict)
-        or not isinstance(split.get("columns"), list)
-        or not isinstance(split.get("data"), list)
-    ):
+    shaped = isinstance(split, dict) and isinstance(split.get("columns"), list) and isinstance(split.get("data"), list)
+    if not shaped:
         raise RequestError(400, 'dataframe_split must be {"columns": [...], "data": [[...], ...]}')
     columns, data = split["columns"], split["data"]
     for i, row in enumerate(data):
@@ -87,40 +94,44 @@ def split_frame(split: Any) -> pd.DataFrame:
             )
     if not data:
         raise RequestError(400, "dataframe_split.data is empty")
-    return pd.DataFrame(data, columns=columns)
+    return Table({str(c): [row[j] for row in data] for j, c in enumerate(columns)}, len(data))
 
 
-def mlflow_frame(body: bytes, content_type: str) -> pd.DataFrame:
-    """The frame of an MLflow /invocations request."""
+def csv_table(body: bytes) -> Table:
+    try:
+        frame = pd.read_csv(io.BytesIO(body))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"the CSV body cannot be read: {str(exc).strip().splitlines()[0]}") from None
+    if frame.empty:
+        raise RequestError(400, "the CSV body has no rows")
+    return Table({str(c): frame[c].tolist() for c in frame.columns}, len(frame))
+
+
+def mlflow_table(body: bytes, content_type: str) -> Table:
+    """The rows of an MLflow /invocations request."""
     kind = content_type.split(";")[0].strip().lower()
     if kind == "text/csv":
-        try:
-            frame = pd.read_csv(io.BytesIO(body))
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise RequestError(400, f"the CSV body cannot be read: {str(exc).strip().splitlines()[0]}") from None
-        if frame.empty:
-            raise RequestError(400, "the CSV body has no rows")
-        return frame
+        return csv_table(body)
     if kind != "application/json":
         raise RequestError(415, f"content type {kind or 'none'!r}: send application/json or text/csv")
     document = parse_json(body)
     if not isinstance(document, dict):
         raise RequestError(400, "the JSON body must be an object with dataframe_split or dataframe_records")
     if "dataframe_split" in document:
-        return split_frame(document["dataframe_split"])
+        return split_table(document["dataframe_split"])
     if "dataframe_records" in document:
-        return records_frame(document["dataframe_records"], "dataframe_records")
+        return records_table(document["dataframe_records"], "dataframe_records")
     raise RequestError(400, f"no dataframe_split or dataframe_records in the body (keys: {sorted(document)[:5]})")
 
 
-def predict_frame(body: bytes) -> pd.DataFrame:
+def predict_table(body: bytes) -> Table:
     document = parse_json(body)
     records = document.get("records") if isinstance(document, dict) and "records" in document else document
-    return records_frame(records, "records")
+    return records_table(records, "records")
 
 
-def v2_frame(body: bytes) -> tuple[pd.DataFrame, str | None]:
-    """The frame of a V2 infer request (one tensor per column) and the request id."""
+def v2_table(body: bytes) -> tuple[Table, str | None]:
+    """The rows of a V2 infer request (one tensor per column) and the request id."""
     document = parse_json(body)
     inputs = document.get("inputs") if isinstance(document, dict) else None
     if not isinstance(inputs, list) or not inputs:
@@ -137,33 +148,28 @@ def v2_frame(body: bytes) -> tuple[pd.DataFrame, str | None]:
                 f"input {name!r}: datatype {tensor.get('datatype')!r} is not a V2 datatype",
                 [Problem(None, name, "unknown datatype")],
             )
-        flat = np.asarray(data, dtype=object).reshape(-1).tolist() if data and isinstance(data[0], list) else data
-        columns[name] = flat
+        columns[name] = [v for row in data for v in row] if data and isinstance(data[0], list) else data
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1 or 0 in lengths:
         sizes = {k: len(v) for k, v in columns.items()}
         raise RequestError(422, f"V2 inputs must all hold the same number (> 0) of rows: {sizes}")
     request_id = document.get("id")
-    return pd.DataFrame(columns), request_id if isinstance(request_id, str) else None
+    return Table(columns, lengths.pop()), request_id if isinstance(request_id, str) else None
 
 
-def _values(series: pd.Series) -> list[Any]:
-    return [v.item() if isinstance(v, np.generic) else v for v in series.tolist()]
+def output_records(ids: list[Any] | None, id_column: str | None, out: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Per row: the id (when the model has an id column and it was sent), the prediction, the probabilities."""
+    names = list(out)
+    columns = [out[name].tolist() for name in names]
+    if ids is not None and id_column:
+        names, columns = [id_column, *names], [ids, *columns]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
-def output_records(out: pd.DataFrame) -> list[dict[str, Any]]:
-    """Prediction and probability columns per row (the id column too when the model has one)."""
-    keep = [c for c in out.columns if c not in ("model_name", "model_version")]
-    return out[keep].to_dict(orient="records")
-
-
-def v2_outputs(out: pd.DataFrame) -> list[dict[str, Any]]:
+def v2_outputs(out: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     outputs = []
-    for column in out.columns:
-        if column in ("model_name", "model_version"):
-            continue
-        numeric = pd.api.types.is_float_dtype(out[column].dtype)
-        datatype = "FP64" if numeric else "BYTES"
-        values = _values(out[column]) if numeric else [str(v) for v in out[column]]
-        outputs.append({"name": column, "shape": [len(out)], "datatype": datatype, "data": values})
+    for name, values in out.items():
+        numeric = values.dtype.kind == "f"
+        data = values.tolist() if numeric else [str(v) for v in values]
+        outputs.append({"name": name, "shape": [len(values)], "datatype": "FP64" if numeric else "BYTES", "data": data})
     return outputs

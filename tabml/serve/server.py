@@ -30,7 +30,6 @@ def build_service(registry_dir: Path, name: str, p: ServeParams, log_dir: Path |
     log = PredictionLog.from_params(p, log_dir) if p.log_sample_rate > 0 else None
     batcher = MicroBatcher(p.batch_window_ms, p.max_batch)
     service = ScoringService(models, name, p, batcher, ServerMetrics(), log)
-    batcher.on_scored = service.logged
     return service
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tabml.predict.prediction_log import NAME, TIME, VERSION, PredictionLog, hash_id, read_window
@@ -62,9 +63,19 @@ def test_a_write_that_fails_is_counted_not_raised(tmp_path: Path) -> None:
 
 
 def test_old_part_files_are_deleted_beyond_max_files(tmp_path: Path) -> None:
-    log = new_log(tmp_path, max_files=2, flush_seconds=0.01)
     for version in range(4):
-        log._flush({"credit": [frames(1)[0].assign(**{VERSION: version, TIME: pd.Timestamp.now(tz="UTC")})]})
-    log.close()
+        log = new_log(tmp_path, max_files=2)
+        log.append("credit", version, *frames(1), id_column=None)
+        log.close()  # one part file each
     assert len(list((tmp_path / "credit").glob("part-*.parquet"))) == 2
     assert read_window(tmp_path, "credit")[VERSION].tolist() == [2, 3]
+
+
+def test_columns_as_the_server_received_them_are_logged_too(tmp_path: Path) -> None:
+    log = new_log(tmp_path)
+    features = {"Age": [30, None, "41"], "Home": ["rent", None, "owner"]}
+    log.append("credit", 2, features, {"prediction": np.array(["good", "bad", "good"])}, id_column=None)
+    log.close()
+    rows = read_window(tmp_path, "credit")
+    logged = rows[["Age", "Home"]].astype(object).where(rows[["Age", "Home"]].notna(), None)
+    assert logged.to_dict("list") == {"Age": ["30", None, "41"], "Home": ["rent", None, "owner"]}

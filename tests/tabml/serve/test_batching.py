@@ -8,48 +8,49 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tabml.predict.batch import prediction_frame
-from tabml.serve.batching import MicroBatcher
-from tabml.serve.models import ServedModels
+from tabml.serve.batching import MicroBatcher, Predictions
+from tabml.serve.encoding import batch_encode
+from tabml.serve.models import LoadedModel, ServedModels
 from tests.serve_process import FIXTURE
 
+ROWS = pd.read_csv(FIXTURE / "rows.csv")
 
-def test_concurrent_requests_share_one_batch_and_get_their_own_rows(tmp_path: Path) -> None:
+
+@pytest.fixture
+def model(tmp_path: Path) -> LoadedModel:
     shutil.copytree(FIXTURE / "credit", tmp_path / "credit")
     models = ServedModels(tmp_path)
     models.refresh()
-    model = models.get("credit")
-    assert model is not None
-    rows = pd.read_csv(FIXTURE / "rows.csv")
-    parts = [rows.iloc[i : i + 5].reset_index(drop=True) for i in range(0, 60, 5)]
-    seen: list[int] = []
-    batcher = MicroBatcher(window_ms=0, max_batch=512, on_scored=lambda m, f, o: seen.append(len(f)))
+    loaded = models.get("credit")
+    assert loaded is not None
+    return loaded
 
-    async def all_at_once() -> list[pd.DataFrame]:
+
+def score_all(batcher: MicroBatcher, model: LoadedModel, step: int) -> list[Predictions]:
+    parts = [batch_encode(ROWS.iloc[i : i + step], model.scorer.state, "warn").arrays for i in range(0, 60, step)]
+
+    async def all_at_once() -> list[Predictions]:
         return await asyncio.gather(*(batcher.score(model, part) for part in parts))
 
-    outs = asyncio.run(all_at_once())
-    batcher.close()
-    assert batcher.batches == 1 and seen == [5] * 12
-    expected = prediction_frame(model.scorer, rows, "credit", 1)
-    together = pd.concat(outs, ignore_index=True)
-    assert together["prediction"].tolist() == expected["prediction"].tolist()
-    np.testing.assert_allclose(together["proba_bad"], expected["proba_bad"], atol=1e-6)
+    try:
+        return asyncio.run(all_at_once())
+    finally:
+        batcher.close()
 
 
-def test_max_batch_splits_the_queue(tmp_path: Path) -> None:
-    shutil.copytree(FIXTURE / "credit", tmp_path / "credit")
-    models = ServedModels(tmp_path)
-    models.refresh()
-    model = models.get("credit")
-    assert model is not None
-    rows = pd.read_csv(FIXTURE / "rows.csv")
+def test_concurrent_requests_share_one_batch_and_get_their_own_rows(model: LoadedModel) -> None:
+    batcher = MicroBatcher(window_ms=0, max_batch=512)
+    outs = score_all(batcher, model, 5)
+    assert batcher.batches == 1 and [len(o["prediction"]) for o in outs] == [5] * 12
+    expected = prediction_frame(model.scorer, ROWS, "credit", 1)
+    assert np.concatenate([o["prediction"] for o in outs]).tolist() == expected["prediction"].tolist()
+    np.testing.assert_allclose(np.concatenate([o["proba_bad"] for o in outs]), expected["proba_bad"], atol=1e-6)
+
+
+def test_max_batch_splits_the_queue(model: LoadedModel) -> None:
     batcher = MicroBatcher(window_ms=0, max_batch=20)
-
-    async def all_at_once() -> list[pd.DataFrame]:
-        return await asyncio.gather(*(batcher.score(model, rows.iloc[i : i + 10]) for i in range(0, 60, 10)))
-
-    outs = asyncio.run(all_at_once())
-    batcher.close()
-    assert batcher.batches == 3 and [len(o) for o in outs] == [10] * 6
+    outs = score_all(batcher, model, 10)
+    assert batcher.batches == 3 and [len(o["prediction"]) for o in outs] == [10] * 6
