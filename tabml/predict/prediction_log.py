@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -37,11 +37,15 @@ def hash_id(value: object) -> str:
     return hashlib.sha256(str(value).encode()).hexdigest()[:16]
 
 
-Rows = pd.DataFrame | Mapping[str, Any]  # a frame, or column -> values (what the server received / predicted)
+Rows: TypeAlias = pd.DataFrame | Mapping[str, Any]  # a frame, or column -> values as received
 
 
 def log_rows(
-    features: pd.DataFrame, predictions: pd.DataFrame, version: int, id_column: str | None, hash_ids: bool,
+    features: pd.DataFrame,
+    predictions: pd.DataFrame,
+    version: int,
+    id_column: str | None,
+    hash_ids: bool,
     at: datetime | None = None,
 ) -> pd.DataFrame:
     """Pure: the log rows of one scored frame (features as received, metadata, prediction)."""
@@ -95,7 +99,7 @@ class PredictionLog:
         """Queue the sampled rows of one scored request; never raises, never waits (frames are built later)."""
         n = 0
         try:
-            n = len(features) if isinstance(features, pd.DataFrame) else len(next(iter(features.values()), []))
+            n = len(features) if isinstance(features, pd.DataFrame) else len(next(iter(dict(features).values()), []))
             keep = self._rng.random(n) < self.sample_rate
             kept = int(keep.sum())
             if not kept:

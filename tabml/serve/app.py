@@ -22,7 +22,7 @@ from tabml.predict.prediction_log import PredictionLog
 from tabml.serve.batching import MicroBatcher, Predictions
 from tabml.serve.encoding import encode
 from tabml.serve.models import LoadedModel, Reloader, ServedModels
-from tabml.serve.protocols import RequestError, Table, mlflow_table, output_records, predict_table, v2_table, v2_outputs
+from tabml.serve.protocols import RequestError, Table, mlflow_table, output_records, predict_table, v2_outputs, v2_table
 from tabml.serve.telemetry import ServerMetrics, access_line, access_logger
 
 Handler = Callable[[], Awaitable[tuple[dict[str, Any], LoadedModel | None, int | None]]]
@@ -58,7 +58,7 @@ class ScoringService:
         if table.rows > self.p.max_request_rows:
             raise RequestError(413, f"{table.rows} rows in one request; at most serve.max_request_rows")
         state = model.scorer.state
-        encoded = encode(table.columns, table.rows, state, self.p.unknown_levels)
+        encoded = encode(table.columns, table.rows, model.plan, self.p.unknown_levels)
         if encoded.errors:
             what = f"{len(encoded.errors)} problem(s) with the input for {name} v{model.version}"
             raise RequestError(422, what, encoded.errors)

@@ -17,14 +17,18 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri
 
-from tabml.data.preprocessing import PreprocessState, SplitArrays, quantile_normal, transform
+from tabml.data.preprocessing import PreprocessState, SplitArrays, transform
 from tabml.serve.checks import SHOWN_PROBLEMS, Problem, row_problems
 
 PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 TRUE_TEXT = {"true", "t", "yes", "y", "1", "on", "1.0"}  # tabml.data.preprocessing.as_text's booleans
 BOOLEAN_TEXT = TRUE_TEXT | {"false", "f", "no", "n", "0", "off", "0.0"}
 Columns = dict[str, list[Any]]
+
+
+_EMPTY = SplitArrays(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64), np.zeros(0, np.float32))
 
 
 class Fallback(Exception):
@@ -74,38 +78,89 @@ def _text(value: Any, kind: str) -> str | None:
     raise Fallback
 
 
-def fast_encode(columns: Columns, n: int, state: PreprocessState, unknown: Literal["refuse", "warn"]) -> Encoded:
-    """The arrays, errors and warnings of one request read from JSON values; raises Fallback."""
-    if any(f.part for f in state.numeric):
-        raise Fallback
-    errors = [Problem(None, c.name, f"missing column (expected {c.kind})") for c in state.input_schema if
-              c.name not in columns]
-    if errors:
-        return Encoded(SplitArrays(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64), np.zeros(0)), errors, [])
-    kinds = {c.name: c.kind for c in state.input_schema}
-    numeric: list[np.ndarray] = []
-    for feature in state.numeric:
-        raw = np.array([_number(v) for v in columns[feature.source]], dtype=np.float64)
+@dataclass(frozen=True)
+class NumericPlan:
+    """One numeric feature's transform with its arrays built once (tabml.data.preprocessing.quantile_normal's)."""
+
+    source: str
+    fill: float
+    q: np.ndarray
+    ranks: np.ndarray
+    center: float
+    scale: float
+    missing_indicator: bool
+
+    def columns(self, raw: np.ndarray, clip: float | None) -> list[np.ndarray]:
         missing = ~np.isfinite(raw)
-        filled = np.where(missing, feature.fill, raw)
-        numeric.append(quantile_normal(filled, feature.quantiles))
-        robust = (filled - feature.center) / feature.scale
-        numeric.append(robust if state.clip is None else np.clip(robust, -state.clip, state.clip))
-        if feature.missing_indicator:
-            numeric.append(missing.astype(np.float64))
+        filled = np.where(missing, self.fill, raw)
+        forward = np.interp(filled, self.q, self.ranks)
+        backward = -np.interp(-filled, -self.q[::-1], -self.ranks[::-1])
+        robust = (filled - self.center) / self.scale
+        out = [
+            ndtri(np.clip(0.5 * (forward + backward), 1e-7, 1 - 1e-7)),
+            robust if clip is None else np.clip(robust, -clip, clip),
+        ]
+        return [*out, missing.astype(np.float64)] if self.missing_indicator else out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one model's state reads JSON values, built once per loaded model."""
+
+    state: PreprocessState
+    numeric: list[NumericPlan]
+    categorical: list[tuple[str, str, dict[str, int], list[str]]]  # name, kind, level -> code, levels
+    supported: bool  # False: a date feature; every request takes the batch path
+
+    @classmethod
+    def of(cls, state: PreprocessState) -> Plan:
+        kinds: dict[str, str] = {c.name: c.kind for c in state.input_schema}
+        numeric = [
+            NumericPlan(
+                f.source,
+                f.fill,
+                np.asarray(f.quantiles),
+                np.linspace(0, 1, len(f.quantiles)),
+                f.center,
+                f.scale,
+                f.missing_indicator,
+            )
+            for f in state.numeric
+        ]
+        categorical = [
+            (f.name, kinds.get(f.name, "categorical"), {lv: i + 1 for i, lv in enumerate(f.levels)}, f.levels)
+            for f in state.categorical
+        ]
+        return cls(state, numeric, categorical, not any(f.part for f in state.numeric))
+
+
+def fast_encode(columns: Columns, n: int, plan: Plan, unknown: Literal["refuse", "warn"]) -> Encoded:
+    """The arrays, errors and warnings of one request read from JSON values; raises Fallback."""
+    if not plan.supported:
+        raise Fallback
+    state = plan.state
+    errors = [
+        Problem(None, c.name, f"missing column (expected {c.kind})")
+        for c in state.input_schema
+        if c.name not in columns
+    ]
+    if errors:
+        return Encoded(_EMPTY, errors, [])
+    numeric: list[np.ndarray] = []
+    for feature in plan.numeric:
+        raw = np.array([_number(v) for v in columns[feature.source]], dtype=np.float64)
+        numeric.extend(feature.columns(raw, state.clip))
     x_num = np.column_stack(numeric).astype(np.float32) if numeric else np.zeros((n, 0), np.float32)
-    codes, warnings = [], []
+    codes: list[np.ndarray] = []
+    warnings: list[Problem] = []
     target = errors if unknown == "refuse" else warnings
-    for feature in state.categorical:
-        kind = kinds.get(feature.name, "categorical")
-        index = {level: i + 1 for i, level in enumerate(feature.levels)}
-        texts = [_text(v, kind) for v in columns[feature.name]]
-        column = np.array([0 if t is None else index.get(t, 0) for t in texts], dtype=np.int64)
+    for name, kind, index, levels in plan.categorical:
+        texts = [_text(v, kind) for v in columns[name]]
+        codes.append(np.array([0 if t is None else index.get(t, 0) for t in texts], dtype=np.int64))
         if kind != "boolean":
             for row in [r for r, t in enumerate(texts) if t is not None and t not in index][:SHOWN_PROBLEMS]:
-                message = f"{texts[row]!r} is not a level the model knows ({feature.levels[:10]}...)"
-                target.append(Problem(row, feature.name, message))
-        codes.append(column)
+                message = f"{texts[row]!r} is not a level the model knows ({levels[:10]}...)"
+                target.append(Problem(row, name, message))
     x_cat = np.column_stack(codes) if codes else np.zeros((n, 0), np.int64)
     return Encoded(SplitArrays(x_num=x_num, x_cat=x_cat, y=np.zeros(n, np.float32)), errors, warnings)
 
@@ -114,13 +169,13 @@ def batch_encode(frame: pd.DataFrame, state: PreprocessState, unknown: Literal["
     """The batch path: the checks of tabml.serve.checks, then the preprocessing transform batch scoring uses."""
     errors, warnings = row_problems(frame, state, unknown)
     if errors:
-        return Encoded(SplitArrays(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64), np.zeros(0)), errors, [])
+        return Encoded(_EMPTY, errors, [])
     return Encoded(transform(frame, state, np.zeros(len(frame), dtype=np.float32)), errors, warnings)
 
 
-def encode(columns: Columns, n: int, state: PreprocessState, unknown: Literal["refuse", "warn"]) -> Encoded:
+def encode(columns: Columns, n: int, plan: Plan, unknown: Literal["refuse", "warn"]) -> Encoded:
     """The fast path when every value is one it reads, else the batch path."""
     try:
-        return fast_encode(columns, n, state, unknown)
+        return fast_encode(columns, n, plan, unknown)
     except Fallback:
-        return batch_encode(pd.DataFrame(columns), state, unknown)
+        return batch_encode(pd.DataFrame(columns), plan.state, unknown)

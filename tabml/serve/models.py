@@ -21,6 +21,7 @@ from tabml.predict.batch import load_model_package
 from tabml.registry.index import production_version
 from tabml.registry.package import Package
 from tabml.registry.store import INDEX_FILE, read_index
+from tabml.serve.encoding import Plan
 
 log = logging.getLogger("tabml.serve")
 
@@ -31,6 +32,7 @@ class LoadedModel:
 
     package: Package
     scorer: Scorer
+    plan: Plan
 
     @property
     def name(self) -> str:
@@ -76,7 +78,6 @@ class ServedModels:
     registry_dir: Path
     names: list[str] | None = None  # None: every line found in the registry
     lines: dict[str, ModelLine] = field(default_factory=dict)
-    on_change: list[object] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def line_names(self) -> list[str]:
@@ -116,7 +117,11 @@ class ServedModels:
             log.warning("refused %s v%s: %s", line.name, wanted, line.refused["reason"])
             return
         before = line.current.version if line.current else None
-        line.current, line.loaded_at, line.refused = LoadedModel(package, scorer), utc_now(), None
+        line.current, line.loaded_at, line.refused = (
+            LoadedModel(package, scorer, Plan.of(scorer.state)),
+            utc_now(),
+            None,
+        )
         log.info("serving %s v%s (was v%s)", line.name, wanted, before)
 
 

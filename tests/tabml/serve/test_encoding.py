@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 
 from tabml.data.preprocessing import PreprocessState
-from tabml.serve.encoding import Fallback, batch_encode, encode, fast_encode
+from tabml.serve.encoding import Fallback, Plan, batch_encode, encode, fast_encode
 from tests.serve_process import FIXTURE
 
 STATE = PreprocessState.model_validate_json((FIXTURE / "credit/versions/v1/preprocess_state.json").read_text())
 ROWS = pd.read_csv(FIXTURE / "rows.csv")
+PLAN = Plan.of(STATE)
 
 
 def as_json(frame: pd.DataFrame) -> dict[str, list]:
@@ -19,7 +20,7 @@ def as_json(frame: pd.DataFrame) -> dict[str, list]:
 
 
 def test_the_fast_path_gives_the_batch_arrays() -> None:
-    fast = fast_encode(as_json(ROWS), len(ROWS), STATE, "warn")
+    fast = fast_encode(as_json(ROWS), len(ROWS), PLAN, "warn")
     slow = batch_encode(ROWS, STATE, "warn")
     np.testing.assert_array_equal(fast.arrays.x_num, slow.arrays.x_num)
     np.testing.assert_array_equal(fast.arrays.x_cat, slow.arrays.x_cat)
@@ -30,12 +31,12 @@ def test_numbers_sent_as_text_and_unknown_levels_agree_with_the_batch_path() -> 
     columns["Age"] = [" 41", "30.5", None, ""]
     columns["Home"] = ["rent", "castle", None, " owner "]
     columns["Records"] = ["YES", True, "no", None]
-    fast = fast_encode(columns, 4, STATE, "warn")
+    fast = fast_encode(columns, 4, PLAN, "warn")
     slow = batch_encode(pd.DataFrame(columns), STATE, "warn")
     np.testing.assert_array_equal(fast.arrays.x_num, slow.arrays.x_num)
     np.testing.assert_array_equal(fast.arrays.x_cat, slow.arrays.x_cat)
     assert [(w.row, w.column) for w in fast.warnings] == [(w.row, w.column) for w in slow.warnings] == [(1, "Home")]
-    refused = fast_encode(columns, 4, STATE, "refuse")
+    refused = fast_encode(columns, 4, PLAN, "refuse")
     assert [(e.row, e.column) for e in refused.errors] == [(1, "Home")]
 
 
@@ -44,8 +45,8 @@ def test_values_the_fast_path_does_not_read_take_the_batch_path(value: object) -
     columns = as_json(ROWS.head(2))
     columns["Amount"] = [value, 800]
     with pytest.raises(Fallback):
-        fast_encode(columns, 2, STATE, "warn")
-    both = encode(columns, 2, STATE, "warn")
+        fast_encode(columns, 2, PLAN, "warn")
+    both = encode(columns, 2, PLAN, "warn")
     slow = batch_encode(pd.DataFrame(columns), STATE, "warn")
     assert [(e.row, e.column) for e in both.errors] == [(e.row, e.column) for e in slow.errors]
     if not both.errors:
