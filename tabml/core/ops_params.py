@@ -108,6 +108,7 @@ class ServeParams(Section):
     reload_interval_seconds: float = Field(gt=0)  # how often the registry index is looked at for a new production
     batch_window_ms: float = Field(ge=0)  # concurrent requests arriving within this wait are scored as one batch
     max_batch: int = Field(ge=1)  # rows per scored batch at most
+    cpu_threads: int = Field(ge=1)  # torch threads of the scorer; more spin-wait against the event loop on few cores
     max_request_rows: int = Field(ge=1)  # a larger request is refused (413)
     unknown_levels: Literal["refuse", "warn"]  # a category the model never saw: 422, or scored as `other`
     log_dir: Path  # prediction log: <log_dir>/<model line>/part-*.parquet

@@ -25,6 +25,9 @@ from tabml.serve.telemetry import ServerMetrics
 
 def build_service(registry_dir: Path, name: str, p: ServeParams, log_dir: Path | None) -> ScoringService:
     """The served models (loaded once now), the batcher, the metrics and the prediction log."""
+    import torch
+
+    torch.set_num_threads(p.cpu_threads)
     models = ServedModels(registry_dir)
     models.refresh()
     log = PredictionLog.from_params(p, log_dir) if p.log_sample_rate > 0 else None
