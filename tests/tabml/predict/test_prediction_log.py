@@ -79,3 +79,19 @@ def test_columns_as_the_server_received_them_are_logged_too(tmp_path: Path) -> N
     rows = read_window(tmp_path, "credit")
     logged = rows[["Age", "Home"]].astype(object).where(rows[["Age", "Home"]].notna(), None)
     assert logged.to_dict("list") == {"Age": ["30", None, "41"], "Home": ["rent", None, "owner"]}
+
+
+def test_batch_scoring_appends_what_it_scored(tmp_path: Path) -> None:
+    import shutil
+
+    from tabml.predict.batch import predict_file
+    from tests.serve_process import FIXTURE
+
+    shutil.copytree(FIXTURE / "credit", tmp_path / "registry" / "credit")
+    log = new_log(tmp_path / "log")
+    done = predict_file(tmp_path / "registry", "credit", FIXTURE / "rows.csv", tmp_path / "out.csv", log=log)
+    log.close()
+    rows, scored = read_window(tmp_path / "log", "credit"), pd.read_csv(done.output)
+    assert len(rows) == done.rows == 60 and rows[VERSION].eq(1).all()
+    np.testing.assert_allclose(rows["_proba_bad"], scored["proba_bad"], atol=1e-12)
+    assert rows["Income"].isna().sum() == pd.read_csv(FIXTURE / "rows.csv")["Income"].isna().sum()
