@@ -108,3 +108,54 @@ def test_the_monitor_deploys_on_a_cron_beside_the_training_deployment(
     deployment = httpx.get(f"{use_prefect_api.api_url}/deployments/name/model-monitor/monitor-e2e").json()
     assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 * * * *"]
     assert deployment["work_pool_name"] == "tabml-monitor-e2e" and deployment["parameters"]["root"] == str(root)
+
+
+def test_labels_that_arrive_give_live_performance_and_a_drop_triggers_with_the_labelled_batch(
+    tmp_path: Path,
+) -> None:
+    """A model line with an id column; the logged rows' labels arrive later, mostly flipped: the live metric falls."""
+    from contextlib import chdir
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from flows.monitor import run_monitor
+    from tabml.predict.batch import predict_file
+    from tabml.predict.prediction_log import PredictionLog
+    from tasks import register
+    from tests.registry_project import build_project, evaluated
+
+    root = tmp_path / "credit"
+    table = pd.read_csv(EXAMPLE_TABLE)
+    table.insert(0, "loan_id", [f"L{i:05d}" for i in range(len(table))])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_MODE", "disabled")
+        params = build_project(root, table, id_column="loan_id")
+        with chdir(root):
+            register.run(evaluated(root, params, features="all"))
+    write_reference(
+        derive_reference(table, params.data, params.validate_, "credit.csv"),
+        reference_path(root / params.validate_.reference_dir, "credit"),
+    )
+    rows = table.sample(400, random_state=3)
+    rows.drop(columns=["Status"]).to_csv(tmp_path / "traffic.csv", index=False)
+    log = PredictionLog.from_params(params.serve, root / params.serve.log_dir)
+    predict_file(root / "registry", "credit", tmp_path / "traffic.csv", tmp_path / "scored.csv", log=log)
+    log.close()
+    flipped = rows[["loan_id", "Status"]].copy()
+    flip = np.random.default_rng(0).random(len(flipped)) < 0.6
+    flipped.loc[flip, "Status"] = flipped.loc[flip, "Status"].map({"good": "bad", "bad": "good"})
+    flipped.to_csv(root / "labels.csv", index=False)
+    monitored = params.model_copy(
+        update={"monitor": params.monitor.model_copy(update={"labels_path": Path("labels.csv"), "min_rows": 100})}
+    )
+    calls: list[tuple[str, dict]] = []
+    found = run_monitor(root, monitored, datetime.now(UTC), lambda d, p: calls.append((d, p)) or "run-1")
+    live = found["live"]
+    assert live["metric"] == "auroc" and live["rows"] == 400 and live["low"] <= live["value"] <= live["high"]
+    assert live["registered"] is not None and live["value"] < live["registered"] - params.monitor.max_metric_drop
+    assert found["retrain"] and any(r.startswith("live auroc") for r in found["reasons"])
+    ((deployment, parameters),) = calls
+    assert deployment == params.monitor.deployment
+    batch = pd.read_csv(parameters["data_path"])
+    assert len(batch) == 400 and "Status" in batch and batch["Status"].isin(["good", "bad"]).all()
