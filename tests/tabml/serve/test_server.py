@@ -13,6 +13,7 @@ import pytest
 
 from tabml.predict.batch import predict_file
 from tabml.predict.prediction_log import VERSION, read_window
+from tabml.registry.store import rollback
 from tests.serve_process import (
     FIXTURE,
     fixture_registry,
@@ -170,7 +171,7 @@ def request_loop(client: httpx.Client, until: float, stop_at_version: int) -> tu
     return versions, failures
 
 
-def test_a_promotion_is_served_within_seconds_without_a_failed_request(
+def test_a_promotion_and_a_rollback_are_served_within_seconds_without_a_failed_request(
     server: tuple[httpx.Client, Path, Path],
 ) -> None:
     client, registry, _ = server
@@ -181,6 +182,9 @@ def test_a_promotion_is_served_within_seconds_without_a_failed_request(
     assert failures == []
     assert versions[-1] == new and set(versions) <= {before, new}
     assert client.get("/health").json()["models"][0]["version"] == new
+    rollback(registry, "credit", lock_timeout=10)
+    versions, failures = request_loop(client, time.monotonic() + 5, before)
+    assert failures == [] and versions[-1] == before
 
 
 def test_a_tampered_version_is_refused_and_the_old_one_keeps_serving(
