@@ -110,7 +110,9 @@ class ServeParams(Section):
     max_batch: int = Field(ge=1)  # rows per scored batch at most
     cpu_threads: int = Field(ge=1)  # torch threads of the scorer; more spin-wait against the event loop on few cores
     max_request_rows: int = Field(ge=1)  # a larger request is refused (413)
-    unknown_levels: Literal["refuse", "warn"]  # a category the model never saw: 422, or scored as `other`
+    unknown_levels: Literal["refuse", "warn"]  # a category the model does not know: 422, or scored and listed
+    out_of_range: Literal["refuse", "warn"]  # a number outside the training range widened by range_margin
+    range_margin: float = Field(ge=0)  # fraction of the training span added on each side
     log_dir: Path  # prediction log: <log_dir>/<model line>/part-*.parquet
     log_sample_rate: float = Field(ge=0, le=1)  # share of scored rows appended to the log
     hash_ids: bool  # the id column is logged as its sha256, not as sent

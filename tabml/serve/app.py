@@ -58,7 +58,7 @@ class ScoringService:
         if table.rows > self.p.max_request_rows:
             raise RequestError(413, f"{table.rows} rows in one request; at most serve.max_request_rows")
         state = model.scorer.state
-        encoded = encode(table.columns, table.rows, model.plan, self.p.unknown_levels)
+        encoded = encode(table.columns, table.rows, model.plan)
         if encoded.errors:
             what = f"{len(encoded.errors)} problem(s) with the input for {name} v{model.version}"
             raise RequestError(422, what, encoded.errors)

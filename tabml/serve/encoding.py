@@ -13,14 +13,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
 from tabml.data.preprocessing import PreprocessState, SplitArrays, transform
-from tabml.serve.checks import SHOWN_PROBLEMS, Problem, row_problems
+from tabml.serve.checks import SHOWN_PROBLEMS, Policy, Problem, numeric_bounds, range_problems, row_problems
 
 PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 TRUE_TEXT = {"true", "t", "yes", "y", "1", "on", "1.0"}  # tabml.data.preprocessing.as_text's booleans
@@ -111,9 +111,11 @@ class Plan:
     numeric: list[NumericPlan]
     categorical: list[tuple[str, str, dict[str, int], list[str]]]  # name, kind, level -> code, levels
     supported: bool  # False: a date feature; every request takes the batch path
+    bounds: dict[str, tuple[float, float]]  # numeric source column -> allowed range (serve.range_margin)
+    policy: Policy
 
     @classmethod
-    def of(cls, state: PreprocessState) -> Plan:
+    def of(cls, state: PreprocessState, policy: Policy) -> Plan:
         kinds: dict[str, str] = {c.name: c.kind for c in state.input_schema}
         numeric = [
             NumericPlan(
@@ -131,10 +133,11 @@ class Plan:
             (f.name, kinds.get(f.name, "categorical"), {lv: i + 1 for i, lv in enumerate(f.levels)}, f.levels)
             for f in state.categorical
         ]
-        return cls(state, numeric, categorical, not any(f.part for f in state.numeric))
+        supported = not any(f.part for f in state.numeric)
+        return cls(state, numeric, categorical, supported, numeric_bounds(state, policy.range_margin), policy)
 
 
-def fast_encode(columns: Columns, n: int, plan: Plan, unknown: Literal["refuse", "warn"]) -> Encoded:
+def fast_encode(columns: Columns, n: int, plan: Plan) -> Encoded:
     """The arrays, errors and warnings of one request read from JSON values; raises Fallback."""
     if not plan.supported:
         raise Fallback
@@ -147,13 +150,16 @@ def fast_encode(columns: Columns, n: int, plan: Plan, unknown: Literal["refuse",
     if errors:
         return Encoded(_EMPTY, errors, [])
     numeric: list[np.ndarray] = []
+    warnings: list[Problem] = []
     for feature in plan.numeric:
         raw = np.array([_number(v) for v in columns[feature.source]], dtype=np.float64)
         numeric.extend(feature.columns(raw, state.clip))
+        if feature.source in plan.bounds:
+            found = range_problems(feature.source, raw, *plan.bounds[feature.source])
+            (errors if plan.policy.out_of_range == "refuse" else warnings).extend(found)
     x_num = np.column_stack(numeric).astype(np.float32) if numeric else np.zeros((n, 0), np.float32)
     codes: list[np.ndarray] = []
-    warnings: list[Problem] = []
-    target = errors if unknown == "refuse" else warnings
+    target = errors if plan.policy.unknown_levels == "refuse" else warnings
     for name, kind, index, levels in plan.categorical:
         texts = [_text(v, kind) for v in columns[name]]
         codes.append(np.array([0 if t is None else index.get(t, 0) for t in texts], dtype=np.int64))
@@ -165,17 +171,17 @@ def fast_encode(columns: Columns, n: int, plan: Plan, unknown: Literal["refuse",
     return Encoded(SplitArrays(x_num=x_num, x_cat=x_cat, y=np.zeros(n, np.float32)), errors, warnings)
 
 
-def batch_encode(frame: pd.DataFrame, state: PreprocessState, unknown: Literal["refuse", "warn"]) -> Encoded:
+def batch_encode(frame: pd.DataFrame, state: PreprocessState, policy: Policy) -> Encoded:
     """The batch path: the checks of tabml.serve.checks, then the preprocessing transform batch scoring uses."""
-    errors, warnings = row_problems(frame, state, unknown)
+    errors, warnings = row_problems(frame, state, policy)
     if errors:
         return Encoded(_EMPTY, errors, [])
     return Encoded(transform(frame, state, np.zeros(len(frame), dtype=np.float32)), errors, warnings)
 
 
-def encode(columns: Columns, n: int, plan: Plan, unknown: Literal["refuse", "warn"]) -> Encoded:
+def encode(columns: Columns, n: int, plan: Plan) -> Encoded:
     """The fast path when every value is one it reads, else the batch path."""
     try:
-        return fast_encode(columns, n, plan, unknown)
+        return fast_encode(columns, n, plan)
     except Fallback:
-        return batch_encode(pd.DataFrame(columns), plan.state, unknown)
+        return batch_encode(pd.DataFrame(columns), plan.state, plan.policy)

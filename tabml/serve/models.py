@@ -21,6 +21,7 @@ from tabml.predict.batch import load_model_package
 from tabml.registry.index import production_version
 from tabml.registry.package import Package
 from tabml.registry.store import INDEX_FILE, read_index
+from tabml.serve.checks import Policy
 from tabml.serve.encoding import Plan
 
 log = logging.getLogger("tabml.serve")
@@ -76,6 +77,7 @@ class ServedModels:
     """Every model line under `registry_dir`, kept at its production version by `refresh()`."""
 
     registry_dir: Path
+    policy: Policy
     names: list[str] | None = None  # None: every line found in the registry
     lines: dict[str, ModelLine] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -118,7 +120,7 @@ class ServedModels:
             return
         before = line.current.version if line.current else None
         line.current, line.loaded_at, line.refused = (
-            LoadedModel(package, scorer, Plan.of(scorer.state)),
+            LoadedModel(package, scorer, Plan.of(scorer.state, self.policy)),
             utc_now(),
             None,
         )

@@ -19,6 +19,7 @@ from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
 from tabml.predict.prediction_log import PredictionLog
 from tabml.serve.app import ScoringService, create_app
 from tabml.serve.batching import MicroBatcher
+from tabml.serve.checks import Policy
 from tabml.serve.models import ServedModels
 from tabml.serve.telemetry import ServerMetrics
 
@@ -28,7 +29,7 @@ def build_service(registry_dir: Path, name: str, p: ServeParams, log_dir: Path |
     import torch
 
     torch.set_num_threads(p.cpu_threads)
-    models = ServedModels(registry_dir)
+    models = ServedModels(registry_dir, Policy.of(p))
     models.refresh()
     log = PredictionLog.from_params(p, log_dir) if p.log_sample_rate > 0 else None
     batcher = MicroBatcher(p.batch_window_ms, p.max_batch)

@@ -12,6 +12,7 @@ import pytest
 
 from tabml.predict.batch import prediction_frame
 from tabml.serve.batching import MicroBatcher, Predictions
+from tabml.serve.checks import Policy
 from tabml.serve.encoding import batch_encode
 from tabml.serve.models import LoadedModel, ServedModels
 from tests.serve_process import FIXTURE
@@ -22,7 +23,7 @@ ROWS = pd.read_csv(FIXTURE / "rows.csv")
 @pytest.fixture
 def model(tmp_path: Path) -> LoadedModel:
     shutil.copytree(FIXTURE / "credit", tmp_path / "credit")
-    models = ServedModels(tmp_path)
+    models = ServedModels(tmp_path, Policy("warn", "warn", 0.5))
     models.refresh()
     loaded = models.get("credit")
     assert loaded is not None
@@ -30,7 +31,9 @@ def model(tmp_path: Path) -> LoadedModel:
 
 
 def score_all(batcher: MicroBatcher, model: LoadedModel, step: int) -> list[Predictions]:
-    parts = [batch_encode(ROWS.iloc[i : i + step], model.scorer.state, "warn").arrays for i in range(0, 60, step)]
+    parts = [
+        batch_encode(ROWS.iloc[i : i + step], model.scorer.state, model.plan.policy).arrays for i in range(0, 60, step)
+    ]
 
     async def all_at_once() -> list[Predictions]:
         return await asyncio.gather(*(batcher.score(model, part) for part in parts))

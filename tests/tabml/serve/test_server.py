@@ -146,6 +146,19 @@ def test_a_bad_request_gets_a_4xx_naming_row_and_column(server: tuple[httpx.Clie
         assert {"row": named[0], "column": named[1]}.items() <= answer["problems"][0].items(), answer
 
 
+def test_out_of_range_numbers_and_unknown_levels_are_scored_with_warnings_naming_them(
+    server: tuple[httpx.Client, Path, Path],
+) -> None:
+    client, _, _ = server
+    rows = records(2)
+    rows[1]["Age"], rows[0]["Home"] = 400, "castle"
+    response = client.post("/predict", json=rows)
+    assert response.status_code == 200, response.text
+    warned = [(w["row"], w["column"]) for w in response.json()["warnings"]]
+    assert warned == [(1, "Age"), (0, "Home")]
+    assert 'tabml_input_warnings_total{column="Age",model="credit"} 1.0' in client.get("/metrics").text
+
+
 def test_scored_rows_reach_the_prediction_log(server: tuple[httpx.Client, Path, Path]) -> None:
     client, _, root = server
     assert client.post("/predict", json=records(7)).status_code == 200
