@@ -2,8 +2,9 @@
 when others are on their way) are scored as one frame, up to `serve.max_batch` rows, then split back per request.
 
 One worker thread runs the network, so torch is never entered twice at once and the event loop keeps accepting
-requests while a batch is scored. Rows are grouped by the model object they were checked against, so a hot
-reload between a request's checks and its scoring never scores it with another version.
+requests while a batch is scored; a lone request with nothing else arriving is scored on the loop itself. Rows
+are grouped by the model object they were checked against, so a hot reload between a request's checks and its
+scoring never scores it with another version.
 """
 
 from __future__ import annotations
@@ -92,9 +93,12 @@ class MicroBatcher:
                 await self._score_items(loop, items)
 
     async def _score_items(self, loop: asyncio.AbstractEventLoop, items: list[Pending]) -> None:
-        model = items[0].model
+        model, parts = items[0].model, [i.arrays for i in items]
         try:
-            outs = await loop.run_in_executor(self.executor, score_group, model, [i.arrays for i in items])
+            if len(items) == 1 and self.arriving == 0 and items[0].rows <= self.max_batch:
+                outs = score_group(model, parts)  # alone: two thread hand-offs cost more than the scoring
+            else:
+                outs = await loop.run_in_executor(self.executor, score_group, model, parts)
         except Exception as exc:  # noqa: BLE001 - handed to each request, which answers it
             for item in items:
                 if not item.future.done():
