@@ -218,3 +218,18 @@ def test_a_tampered_version_is_refused_and_the_old_one_keeps_serving(
     assert client.get("/health").json()["status"] == "degraded"
     response = client.post("/predict", json=records(2))
     assert response.status_code == 200 and response.json()["model_version"] == serving
+
+
+def test_the_server_refuses_to_start_without_a_version_it_can_serve(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    registry, params = fixture_registry(tmp_path), serve_params(tmp_path)
+    state = registry / "credit" / "versions" / "v1" / "preprocess_state.json"
+    state.write_text(state.read_text().replace('"good"', '"fine"'))
+    command = [sys.executable, "-m", "tabml.serve", "--params", str(params), "--registry-dir", str(registry)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 65
+    (line,) = [text for text in done.stderr.splitlines() if text.startswith("[serve]")]
+    assert line.startswith(f"[serve] FAILED: credit in {registry} cannot be served: RegistryError: ")
+    assert "preprocess_state.json" in line and "register or promote a version" in line
