@@ -106,6 +106,17 @@ bench-gate: setup  ## the paired bootstrap of the champion gate: vectorised vs t
 vega-offline: setup  ## rebuild vega_offline/dvc_plots.html from the npm registry (needs npm)
 	$(PY) -m tools.vega_offline
 
+# Online scoring (docs/serving.md): the production version of each model line on serve.host:serve.port.
+.PHONY: serve monitor bench-serving
+serve: setup  ## python -m tabml.serve on serve.port (8080); `make serve PORT=9000` overrides; Ctrl-C stops it
+	$(PY) -m tabml.serve $(if $(PORT),--port $(PORT))
+
+monitor: setup  ## one run of the monitoring flow: drift of the prediction log, and retraining when it crosses
+	PREFECT_API_URL=$${PREFECT_API_URL:-$(LOCAL_PREFECT_API)} $(PY) -m flows.monitor
+
+bench-serving: setup  ## this server vs `mlflow models serve` (MLFLOW_PYTHON=/work/bench-venv/bin/python)
+	$(PY) -m bench.serving $${MLFLOW_PYTHON:+--mlflow-python $$MLFLOW_PYTHON}
+
 .PHONY: bench-train
 bench-train: setup  ## train throughput vs a hand-written PyTorch loop, and test AUROC vs LightGBM (docs/training.md)
 	$(PY) -m bench.train_throughput

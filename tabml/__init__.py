@@ -13,6 +13,8 @@ this from the import graph, docs/architecture.md draws it):
     predict        batch scoring of files with a registered model                 + registry, validation
     orchestration  DVC stage runner, flow settings, locks, notify, publish        + registry
     report         the experiment comparison page                                 + registry
+    serve          the online scoring server, hot reload, micro-batching          + predict
+    monitor        drift and live performance of what was served; retraining      + predict
 
 `tasks/` holds one module per dvc.yaml stage; `flows/` composes them as Prefect flows.
 """

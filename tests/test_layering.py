@@ -21,6 +21,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "predict": {"core", "data", "validation", "training", "evaluation", "registry"},
     "orchestration": {"core", "data", "validation", "evaluation", "registry", "tracking"},
     "report": {"core", "data", "validation", "training", "evaluation", "registry", "tracking"},
+    "serve": {"core", "data", "validation", "training", "evaluation", "registry", "predict"},
+    "monitor": {"core", "data", "validation", "training", "evaluation", "registry", "predict"},
 }
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60

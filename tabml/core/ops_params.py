@@ -114,3 +114,45 @@ class OrchestrationParams(Section):
     def unknown_stages(self, known: set[str]) -> list[str]:
         """Keys of `stages` that name no step of the flow (a typo such as `trian`)."""
         return sorted(set(self.stages) - known)
+
+
+class ServeParams(Section):
+    """The online scoring server (`python -m tabml.serve`) and the prediction log it and batch scoring append to."""
+
+    host: str
+    port: int = Field(ge=1, le=65535)
+    reload_interval_seconds: float = Field(gt=0)  # how often the registry index is looked at for a new production
+    batch_window_ms: float = Field(ge=0)  # concurrent requests arriving within this wait are scored as one batch
+    max_batch: int = Field(ge=1)  # rows per scored batch at most
+    cpu_threads: int = Field(ge=1)  # torch threads of the scorer; more spin-wait against the event loop on few cores
+    max_request_rows: int = Field(ge=1)  # a larger request is refused (413)
+    unknown_levels: Literal["refuse", "warn"]  # a category the model does not know: 422, or scored and listed
+    out_of_range: Literal["refuse", "warn"]  # a number outside the training range widened by range_margin
+    range_margin: float = Field(ge=0)  # fraction of the training span added on each side
+    log_dir: Path  # prediction log: <log_dir>/<model line>/part-*.parquet
+    log_sample_rate: float = Field(ge=0, le=1)  # share of scored rows appended to the log
+    hash_ids: bool  # the id column is logged as its sha256, not as sent
+    log_queue_rows: int = Field(ge=1)  # rows waiting to be written at most; beyond: dropped and counted
+    log_flush_seconds: float = Field(gt=0)
+    log_max_files: int = Field(ge=1)  # oldest part files are deleted beyond this many per model line
+
+
+class MonitorParams(Section):
+    """The monitoring flow (`python -m flows.monitor`): drift of the logged traffic, live performance, retraining."""
+
+    window_hours: float = Field(gt=0)  # prediction-log rows this recent are assessed
+    min_rows: int = Field(ge=1)  # fewer logged rows than this: nothing assessed, nothing triggered
+    drift_threshold: float = Field(gt=0)  # PSI of a feature above this is drift
+    drifted_columns: int = Field(ge=1)  # retrain when at least this many features drift
+    prediction_drift_threshold: float = Field(gt=0)  # PSI of the predicted score against the version's first rows
+    labels_path: Path | None  # a CSV/Parquet of (id column, target) that arrives later; null: none
+    max_metric_drop: float = Field(ge=0)  # retrain when the live primary metric is this far below the registered one
+    bootstrap_samples: int = Field(ge=100)
+    confidence: float = Field(gt=0, lt=1)
+    cooldown_hours: float = Field(ge=0)  # no second retraining trigger within this long
+    state_file: Path  # the cooldown's memory (JSON)
+    report: Path  # offline HTML report
+    batch_dir: Path  # where the recent rows are written as the new training batch
+    deployment: str  # the training deployment run_deployment triggers: <flow name>/<deployment name>
+    cron: str | None  # the monitor's own deployment schedule; null: none
+    deployment_name: str

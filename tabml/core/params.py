@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tabml.core.metric_names import TASK_METRICS
-from tabml.core.ops_params import LauncherParams, OrchestrationParams, TrackingParams
+from tabml.core.ops_params import LauncherParams, MonitorParams, OrchestrationParams, ServeParams, TrackingParams
 
 TaskType = Literal["binary", "multiclass", "regression"]
 ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "drop"]
@@ -216,6 +216,8 @@ class Params(Section):
     register_: RegisterParams = Field(alias="register")
     tracking: TrackingParams
     orchestration: OrchestrationParams
+    serve: ServeParams
+    monitor: MonitorParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -24,8 +24,10 @@ from tabml.core.errors import StageError
 from tabml.core.files import atomic_path
 from tabml.core.fs_errors import file_system_failure
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
+from tabml.data.preprocessing import PreprocessState
 from tabml.evaluation.scorer import Scorer
 from tabml.predict.checks import check_input
+from tabml.predict.prediction_log import PredictionLog
 from tabml.registry.package import Package, load_scorer
 from tabml.registry.store import load_package
 
@@ -40,23 +42,31 @@ class PredictionRun:
     output: Path
 
 
+def prediction_columns(state: PreprocessState, threshold: float | None, scores: np.ndarray) -> dict[str, np.ndarray]:
+    """Pure: the prediction (in the file's own labels, or target units) and the probabilities, per scored row."""
+    labels = np.asarray(state.labels or [], dtype=object)
+    if state.task == "regression":
+        return {"prediction": scores.astype(np.float64)}
+    if state.task == "binary":
+        assert threshold is not None, "a binary package records its threshold in metrics.json"
+        return {
+            "prediction": labels[(scores >= threshold).astype(np.int64)],
+            f"proba_{labels[1]}": scores.astype(np.float64),
+        }
+    out = {"prediction": labels[scores.argmax(axis=1)]}
+    for k, label in enumerate(labels):
+        out[f"proba_{label}"] = scores[:, k].astype(np.float64)
+    return out
+
+
 def prediction_frame(scorer: Scorer, frame: pd.DataFrame, name: str, version: int) -> pd.DataFrame:
     """Pure: one output row per input row: [id], prediction, probabilities, model name and version."""
     state, scores = scorer.state, scorer.scores(frame)
     out = pd.DataFrame(index=frame.index)
     if state.id_column and state.id_column in frame.columns:
         out[state.id_column] = frame[state.id_column]
-    labels = np.asarray(state.labels or [], dtype=object)
-    if state.task == "regression":
-        out["prediction"] = scores.astype(np.float64)
-    elif state.task == "binary":
-        assert scorer.threshold is not None, "a binary package records its threshold in metrics.json"
-        out["prediction"] = labels[(scores >= scorer.threshold).astype(np.int64)]
-        out[f"proba_{labels[1]}"] = scores.astype(np.float64)
-    else:
-        out["prediction"] = labels[scores.argmax(axis=1)]
-        for k, label in enumerate(labels):
-            out[f"proba_{label}"] = scores[:, k].astype(np.float64)
+    for column, values in prediction_columns(state, scorer.threshold, scores).items():
+        out[column] = values
     out["model_name"] = name
     out["model_version"] = version
     return out.reset_index(drop=True)
@@ -89,15 +99,24 @@ def load_model_package(registry_dir: Path, name: str, version: int | None, stage
 
 
 def predict_file(
-    registry_dir: Path, name: str, source: Path, output: Path, version: int | None = None, stage: str | None = None
+    registry_dir: Path,
+    name: str,
+    source: Path,
+    output: Path,
+    version: int | None = None,
+    stage: str | None = None,
+    log: PredictionLog | None = None,
 ) -> PredictionRun:
-    """Verify the package, validate the input, score it, write the predictions."""
+    """Verify the package, validate the input, score it, write the predictions (and append them to `log`)."""
     from tabml.data.tables import read_table
 
     package, scorer = load_model_package(registry_dir, name, version, stage)
     frame = read_table(source)
     check_input(frame, package, source)
-    written = write_table(prediction_frame(scorer, frame, name, package.entry.version), output)
+    predictions = prediction_frame(scorer, frame, name, package.entry.version)
+    written = write_table(predictions, output)
+    if log is not None:
+        log.append(name, package.entry.version, frame, predictions, scorer.state.id_column)
     return PredictionRun(name, package.entry.version, len(frame), written)
 
 
@@ -117,7 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params) if not (args.name and args.registry_dir) else None
         name = args.name or params.data.name  # type: ignore[union-attr]
         registry_dir = args.registry_dir or params.register_.registry_dir  # type: ignore[union-attr]
-        done = predict_file(registry_dir, name, args.input, args.output, args.version, args.stage)
+        log = PredictionLog.from_params(params.serve) if params and params.serve.log_sample_rate > 0 else None
+        try:
+            done = predict_file(registry_dir, name, args.input, args.output, args.version, args.stage, log)
+        finally:
+            if log is not None:
+                log.close()
     except (StageError, ParamsError) as exc:
         print(f"[predict] FAILED: {exc}", file=sys.stderr)
         return 1

@@ -83,7 +83,7 @@ def test_a_slices_entry_for_a_model_line_that_exists_nowhere_is_a_typo(
 def test_no_tunable_has_a_default_in_code() -> None:
     """Every value of the example's pipeline sections comes from params.yaml: drop any key and loading fails."""
     raw = project_params()
-    for section in ("preprocess", "train", "evaluate", "register", "orchestration"):
+    for section in ("preprocess", "train", "evaluate", "register", "orchestration", "serve", "monitor"):
         for key in raw[section]:
             trimmed = project_params()
             del trimmed[section][key]
