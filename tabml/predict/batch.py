@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from tabml.core.env import quiet_telemetry
-from tabml.core.errors import StageError
+from tabml.core.errors import ExitCode, StageError
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
 from tabml.evaluation.scorer import Scorer
-from tabml.predict.checks import check_input
-from tabml.registry.package import Package, load_scorer
+from tabml.predict.checks import check_input, check_output
+from tabml.registry.cli import model_name_arg
+from tabml.registry.package import Package, load_scorer, signing_key
 from tabml.registry.store import load_package
 
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -74,9 +75,11 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def load_model_package(registry_dir: Path, name: str, version: int | None, stage: str | None) -> tuple[Package, Scorer]:
+def load_model_package(
+    registry_dir: Path, name: str, version: int | None, stage: str | None, key: bytes | None = None
+) -> tuple[Package, Scorer]:
     """The verified package and its scorer."""
-    package = load_package(registry_dir, name, version, stage)  # type: ignore[arg-type]
+    package = load_package(registry_dir, name, version, stage, key)  # type: ignore[arg-type]
     try:
         return package, load_scorer(package)
     except (ValueError, KeyError) as exc:
@@ -89,12 +92,21 @@ def load_model_package(registry_dir: Path, name: str, version: int | None, stage
 
 
 def predict_file(
-    registry_dir: Path, name: str, source: Path, output: Path, version: int | None = None, stage: str | None = None
+    registry_dir: Path,
+    name: str,
+    source: Path,
+    output: Path,
+    version: int | None = None,
+    stage: str | None = None,
+    key: bytes | None = None,
+    protected: tuple[Path, ...] = (),
 ) -> PredictionRun:
-    """Verify the package, validate the input, score it, write the predictions."""
+    """Verify the package, validate the input, score it, write the predictions (never into the registry or
+    the `protected` folders)."""
     from tabml.data.tables import read_table
 
-    package, scorer = load_model_package(registry_dir, name, version, stage)
+    check_output(output, [registry_dir, *protected])
+    package, scorer = load_model_package(registry_dir, name, version, stage, key)
     frame = read_table(source)
     check_input(frame, package, source)
     written = write_table(prediction_frame(scorer, frame, name, package.entry.version), output)
@@ -108,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--version", type=lambda t: int(t.removeprefix("v")), help="a version number (3 or v3)")
     which.add_argument("--stage", choices=["production", "staging"], help="default: production")
-    parser.add_argument("--name", help="model line (default: data.name from params)")
+    parser.add_argument("--name", type=model_name_arg, help="model line (default: data.name from params)")
     parser.add_argument("--registry-dir", type=Path, help="default: register.registry_dir from params")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
     args = parser.parse_args(argv)
@@ -117,10 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params) if not (args.name and args.registry_dir) else None
         name = args.name or params.data.name  # type: ignore[union-attr]
         registry_dir = args.registry_dir or params.register_.registry_dir  # type: ignore[union-attr]
-        done = predict_file(registry_dir, name, args.input, args.output, args.version, args.stage)
+        key = signing_key(params.register_) if params else None
+        protected = (params.validate_.reference_dir,) if params else ()
+        done = predict_file(registry_dir, name, args.input, args.output, args.version, args.stage, key, protected)
     except (StageError, ParamsError) as exc:
         print(f"[predict] FAILED: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code if isinstance(exc, StageError) else ExitCode.BAD_INPUT
     print(f"scored {done.rows} rows of {args.input} with {done.name} v{done.version} -> {done.output}")
     return 0
 

@@ -19,7 +19,7 @@ from tests.workspace import EXAMPLE_TABLE
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
-    """credit with a `loan_id` id column; v1 (weak) production, v2 (weak again) staging."""
+    """credit with a `loan_id` id column; v1 (weak) production, v2 (weak again, other seed) staging."""
     root = tmp_path_factory.mktemp("predict") / "credit"
     table = pd.read_csv(EXAMPLE_TABLE)
     table.insert(0, "loan_id", [f"L{i:05d}" for i in range(len(table))])
@@ -28,7 +28,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
         params = build_project(root, table, id_column="loan_id")
         with chdir(root):
             register.run(evaluated(root, params, features="weak"))
-            register.run(evaluated(root, params, features="weak"))
+            register.run(evaluated(root, params, features="weak", seed=1))
     return root, params
 
 
@@ -79,7 +79,7 @@ def test_input_that_does_not_fit_the_schema_is_refused_before_anything_is_writte
 ) -> None:
     root, _ = registered
     new_rows().drop(columns=["Age", "Income"]).to_csv(tmp_path / "missing.csv", index=False)
-    assert run(root, str(tmp_path / "missing.csv"), str(tmp_path / "out.csv")) == 1
+    assert run(root, str(tmp_path / "missing.csv"), str(tmp_path / "out.csv")) == 65
     err = capsys.readouterr().err
     assert "[predict] FAILED" in err and "does not fit credit v1: missing columns ['Age', 'Income']" in err
     assert "send the columns the model was trained on: Seniority (numeric), Home (categorical)" in err
