@@ -117,7 +117,7 @@ def skip(params: Params, decision: GateDecision, n_test: int | None, why: str) -
     skipped = replace(decision, stage=None, held_back=[why])
     write_document(p.gate_report, gate_document(skipped, name, None, n_test))
     record = registration_record(params, skipped) | {"passed": decision.passed, "skipped": why}
-    write_document(p.record, record)
+    track(params, read_run_info(params.train.out_dir), write_document(p.record, record))
     print(f"not registered {name}: {why}", flush=True)
     return [p.record, p.gate_report]
 
@@ -137,7 +137,7 @@ def rerun(
     write_document(p.gate_report, gate_document(same, name, version, n_test))
     gto = reconcile_gto(params)
     record = registration_record(params, same, entry, None, gto) | {"promoted": False, "same_as": version}
-    write_document(p.record, record)
+    track(params, read_run_info(params.train.out_dir), write_document(p.record, record))
     print(f"registered {name} v{version} again ({entry.stage or 'no stage'}): {why}", flush=True)
     return [p.record, p.gate_report, model_dir(p.registry_dir, name) / entry.path]
 

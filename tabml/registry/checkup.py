@@ -15,9 +15,10 @@ from tabml.registry.store import model_dir
 
 def _gto_problems(name: str, index: RegistryIndex) -> list[str]:
     try:
-        actual = gto_stages(str(repo_root(Path.cwd())), name)
-    except RuntimeError as exc:  # not a git repo: no mirror to check
-        return [f"GTO: cannot read the tags ({exc})"]
+        root = str(repo_root(Path.cwd()))
+    except RuntimeError:  # not a git repository: there is no mirror (registration skips it too)
+        return []
+    actual = gto_stages(root, name)
     problems = []
     for entry in index.versions:
         wanted = {entry.stage} & set(GTO_STAGES)

@@ -20,12 +20,11 @@ from pydantic import ValidationError
 from tabml.core.files import sha256_file
 from tabml.registry.events import EVENTS_FILE, Event, read_events, replay
 from tabml.registry.index import RegistryIndex, VersionEntry
+from tabml.registry.package import MANIFEST_FILE, METRICS_FILE
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.json"
-MANIFEST_FILE = "MANIFEST.json"  # tabml.registry.package names it; repeated here to stay below it
-METRICS_FILE = "metrics.json"
 VERSION_FOLDER = re.compile(r"^v([0-9]+)$")
 
 
