@@ -1,12 +1,14 @@
 """The model registry of record: checksummed packages on disk, published atomically under a file lock.
 
 Why files and not GTO tags or W&B artifacts as the record: it works without git or a W&B account; a
-version appears with one `os.rename` and the index changes with one `os.replace`, so a crash leaves the
-previous state; every write is appended to the event log before the index changes, so a lost or stale
-index is rebuilt from disk, never reset; writers are serialised by an `fcntl` lock, so concurrent runs get
-distinct versions;
-and one git commit can carry several versions (a pipeline re-run on the same HEAD). GTO tags
-(`tabml.gto_tags`) are an optional mirror of this record for git-based workflows.
+package appears with one `os.rename`, becomes a version with one fsynced line appended to the event log (the
+commit point), and the index (a cache) changes with one `os.replace`, so a crash leaves the previous state or
+an index that is rebuilt from disk, never reset; writers are serialised by an `fcntl` lock, so concurrent runs
+get distinct versions; and one git commit can carry several versions (a pipeline re-run on the same HEAD). GTO
+tags (`register.gto_tags`) are an optional mirror of this record, reconciled after every write.
+
+Tests only: PAUSE_ENV (`TABML_TEST_PAUSE_AT=renamed|logged|indexed`, and `assigned` in tabml.registry.gto)
+makes a writer stop at that phase so a test can `kill -9` it there (docs/reliability.md).
 
 Stages: `production` (at most one version: what batch prediction uses by default), `staging` (at most one:
 a registered challenger that did not beat production, waiting for a person) and `archived` (held a stage
