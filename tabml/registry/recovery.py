@@ -8,6 +8,7 @@ every package whose MANIFEST names this line is listed with no stage, and the wa
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import re
@@ -25,6 +26,7 @@ from tabml.registry.package import MANIFEST_FILE, METRICS_FILE
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.json"
+LOCK_FILE = ".lock"
 VERSION_FOLDER = re.compile(r"^v([0-9]+)$")
 
 
@@ -89,8 +91,22 @@ def _cached(mdir: Path) -> tuple[RegistryIndex | None, str]:
         return None, f"index.json is unreadable ({first})"
 
 
-def current_index(mdir: Path) -> IndexState:
-    """index.json when it matches events.jsonl; otherwise the index rebuilt from disk, and why."""
+def _writer_active(mdir: Path) -> bool:
+    """Whether a writer holds the model line's lock right now (tabml.registry.store.locked)."""
+    try:
+        with (mdir / LOCK_FILE).open("rb") as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def current_index(mdir: Path, holding_lock: bool = False) -> IndexState:
+    """index.json when it matches events.jsonl; otherwise the index rebuilt from disk, and why (writers pass
+    `holding_lock`; for a reader, an index behind the log while a writer holds the lock is a write in flight)."""
     events, _ = read_events(mdir)
     cached, problem = _cached(mdir)
     head = events[-1]["sha"] if events else None
@@ -99,6 +115,8 @@ def current_index(mdir: Path) -> IndexState:
             log.warning("%s: %s is missing; index.json is used and the log restarts from it", mdir, EVENTS_FILE)
         return IndexState(cached, None, events)
     if cached is not None:
+        if not holding_lock and _writer_active(mdir):  # a write between its log append and its index write: not a crash
+            return IndexState(rebuild(mdir, events), None, events)
         problem = "index.json is behind events.jsonl (a crash before the index write)"
     if not events and not versions_on_disk(mdir):
         return IndexState(RegistryIndex(name=mdir.name), None, events)  # a new model line

@@ -59,9 +59,8 @@ from tabml.registry.index import (
     stage_moves,
 )
 from tabml.registry.package import MANIFEST_FILE, Package, build, manifest_hashes, verify
-from tabml.registry.recovery import INDEX_FILE, IndexState, current_index, versions_on_disk
+from tabml.registry.recovery import INDEX_FILE, LOCK_FILE, IndexState, current_index, versions_on_disk
 
-LOCK_FILE = ".lock"
 PAUSE_ENV = "TABML_TEST_PAUSE_AT"  # tests only: stop at a named phase so a test can kill -9 the process there
 
 
@@ -156,7 +155,7 @@ def record_rerun(
     """Record a registration of a model identical to `version` against it (no new version); (before, after)."""
     mdir = model_dir(registry_dir, name)
     with locked(mdir, lock_timeout):
-        state = current_index(mdir)
+        state = current_index(mdir, holding_lock=True)
         if state.index.get(version) is None:
             raise RegistryError(f"{name} has no v{version}", mdir / INDEX_FILE, "run `python -m tabml.registry list`")
         return state.index, commit(mdir, state, rerun_record(version, utc_now()))
@@ -184,7 +183,7 @@ def publish(
     readers) and the previous stages in place."""
     mdir = model_dir(registry_dir, name)
     with locked(mdir, lock_timeout):
-        state = current_index(mdir)
+        state = current_index(mdir, holding_lock=True)
         index = state.index
         same = identical_version(mdir, index, files, identity)
         if same is not None:
@@ -224,7 +223,7 @@ def _update_index(
 ) -> tuple[RegistryIndex, RegistryIndex]:
     mdir = model_dir(registry_dir, name)
     with locked(mdir, lock_timeout):
-        state = current_index(mdir)
+        state = current_index(mdir, holding_lock=True)
         now = utc_now()
         moves = _moves(state.index, change(state.index, now))
         after = commit(mdir, state, moves_record(action, moves, now) if moves else None)
@@ -253,7 +252,7 @@ def repair(registry_dir: Path, name: str, *, lock_timeout: float) -> tuple[Index
     """Rewrite index.json from disk when it is lost or stale, and start the log of an older registry."""
     mdir = model_dir(registry_dir, name)
     with locked(mdir, lock_timeout):
-        state = current_index(mdir)
+        state = current_index(mdir, holding_lock=True)
         return state, commit(mdir, state, None)
 
 

@@ -179,3 +179,21 @@ def test_a_model_name_outside_the_pattern_is_refused(
         registry_cli.main(["--params", "absent.yaml", "--registry-dir", str(tmp_path), "--name", name, "list"])
     assert exit_info.value.code == 2 and "not a model name" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing opened, locked or created
+
+
+def test_a_reader_during_a_write_in_flight_sees_the_logged_state_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    reg = tmp_path / "registry"
+    line_with_history(reg, tmp_path / "src")
+    index_file = reg / NAME / "index.json"
+    old = index_file.read_bytes()
+    registry.promote(reg, NAME, 1, lock_timeout=5)
+    expected = history(reg)
+    index_file.write_bytes(old)  # as between a writer's log append and its index write
+    with registry.locked(reg / NAME, timeout=5), caplog.at_level(logging.WARNING):
+        assert history(reg) == expected
+    assert caplog.text == ""
+    with caplog.at_level(logging.WARNING):  # no writer any more: a crash left it behind
+        assert history(reg) == expected
+    assert "index.json is behind events.jsonl" in caplog.text
