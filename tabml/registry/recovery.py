@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from tabml.core.files import sha256_file
 from tabml.registry.events import EVENTS_FILE, Event, read_events, replay
-from tabml.registry.index import RegistryIndex, VersionEntry
+from tabml.registry.index import RegistryError, RegistryIndex, VersionEntry
 from tabml.registry.package import MANIFEST_FILE, METRICS_FILE
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,14 @@ def current_index(mdir: Path, holding_lock: bool = False) -> IndexState:
         if not events and cached.versions and cached.log_head is not None:
             log.warning("%s: %s is missing; index.json is used and the log restarts from it", mdir, EVENTS_FILE)
         return IndexState(cached, None, events)
+    if cached is not None and cached.log_head is not None and cached.log_head not in {e["sha"] for e in events}:
+        raise RegistryError(
+            "index.json includes events that events.jsonl lacks (the log lost its end or was restored from an older "
+            "copy)",
+            mdir / EVENTS_FILE,
+            f"restore the full log, or move it aside to rebuild it from index.json: mv {mdir / EVENTS_FILE} "
+            f"{mdir / EVENTS_FILE}.old && python -m tabml.registry repair",
+        )
     if cached is not None:
         if not holding_lock and _writer_active(mdir):  # a write between its log append and its index write: not a crash
             return IndexState(rebuild(mdir, events), None, events)

@@ -197,3 +197,18 @@ def test_a_reader_during_a_write_in_flight_sees_the_logged_state_without_a_warni
     with caplog.at_level(logging.WARNING):  # no writer any more: a crash left it behind
         assert history(reg) == expected
     assert "index.json is behind events.jsonl" in caplog.text
+
+
+def test_a_log_that_lost_its_end_is_refused_rather_than_dropping_versions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg = tmp_path / "registry"
+    expected = line_with_history(reg, tmp_path / "src")
+    log_file = reg / NAME / EVENTS_FILE
+    lines = log_file.read_text().splitlines(keepends=True)
+    log_file.write_text("".join(lines[:2]))  # an older backup of the log
+    with pytest.raises(RegistryError, match="index.json includes events that events.jsonl lacks"):
+        read_index(reg / NAME)
+    log_file.rename(log_file.with_name("events.jsonl.old"))  # what the message says to do
+    assert cli("repair", reg=reg) == 0 and history(reg) == expected
+    assert [e["action"] for e in read_events(reg / NAME)[0]] == ["import"]
