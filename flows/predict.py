@@ -21,20 +21,30 @@ from tabml.orchestration.entry import prefect_state_in, project_prefect_home
 from tabml.orchestration.reaper import guard_flow_process
 
 
+def _key(params_path: str) -> bytes | None:
+    """The signing key (register.signing_key_env), read inside the task: it never becomes a flow parameter."""
+    from tabml.registry.package import signing_key
+
+    return signing_key(load_params(Path(params_path)).register_)
+
+
 @task(cache_policy=NO_CACHE, persist_result=False)
-def resolve_model(registry_dir: str, name: str, version: int | None, stage: str | None) -> int:
+def resolve_model(registry_dir: str, name: str, version: int | None, stage: str | None, params_path: str) -> int:
     """The version to use, after verifying every file of its package; fails on a tampered package."""
     from tabml.registry.store import load_package
 
-    return load_package(Path(registry_dir), name, version, stage).entry.version  # type: ignore[arg-type]
+    key = _key(params_path)
+    return load_package(Path(registry_dir), name, version, stage, key).entry.version  # type: ignore[arg-type]
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
-def score_file(registry_dir: str, name: str, version: int, source: str, output: str) -> Path:
+def score_file(registry_dir: str, name: str, version: int, source: str, output: str, params_path: str) -> Path:
     """Validate the input against the model's schema, score it, write the predictions; returns the output path."""
     from tabml.predict.batch import predict_file
 
-    return predict_file(Path(registry_dir), name, Path(source), Path(output), version=version).output
+    references = (Path(params_path).parent / load_params(Path(params_path)).validate_.reference_dir,)
+    key = _key(params_path)
+    return predict_file(Path(registry_dir), name, Path(source), Path(output), version, None, key, references).output
 
 
 @flow(name="batch-predict", persist_result=False, result_serializer="json")  # nothing pickled (flows/pipeline.py)
@@ -52,8 +62,9 @@ def batch_predict(
     project = Path(root).resolve()
     params = load_params(project / params_file)
     registry_dir, name = str(project / params.register_.registry_dir), params.data.name
-    resolved = resolve_model(registry_dir, name, version, stage)
-    written = score_file(registry_dir, name, resolved, str(project / source), str(project / output))
+    params_path = str(project / params_file)
+    resolved = resolve_model(registry_dir, name, version, stage, params_path)
+    written = score_file(registry_dir, name, resolved, str(project / source), str(project / output), params_path)
     logger.info(f"scored {source} with {name} v{resolved} -> {written}")
     create_markdown_artifact(
         markdown=f"# Batch prediction\n\n| model | version | input | output |\n|---|---|---|---|\n"

@@ -1,35 +1,54 @@
 """register: gate the evaluated model, compare it with production on the same test rows, publish it.
 
-A model that fails the thresholds or does not beat the baselines is not registered (the stage fails). One
+A model that fails the thresholds or does not beat the baselines is not registered (the stage fails; with
+`register.linear_fallback`, a linear model replaces a network beaten by the linear baseline:
+tabml.registry.choice). One
 that passes is registered; it becomes production only if it beats the current production model on the
 frozen test rows (tabml.registry.gate), otherwise it is kept as staging for a person to review. Every number of
 the decision goes to reports/gate.json and into the package as gate_report.json.
+
+A model whose weights, architecture and preprocessing equal an existing version's is recorded against that
+version (no new version, no tags). Inside `dvc exp run` (DVC sets DVC_EXP_* in the stage's environment) nothing
+is registered unless `register.in_experiments` is true.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tabml.core.errors import StageError
 from tabml.core.files import utc_now
-from tabml.core.params import DEFAULT_PARAMS, Params, RegisterParams
+from tabml.core.params import DEFAULT_PARAMS, Params
 from tabml.core.stage import stage_main
-from tabml.data.processed import read_state
-from tabml.evaluation.outputs import read_metrics
-from tabml.registry.gate import Candidate, ChampionEvidence, ChampionUnavailable, GateDecision, gate
-from tabml.registry.index import ActiveStage, RegistryIndex, VersionEntry, production_version, stage_moves
-from tabml.registry.package import GATE_REPORT_FILE, INPUT_SCHEMA_FILE, LINEAGE_FILE, input_schema, package_sources
+from tabml.data.processed import STATE_FILE, read_state
+from tabml.registry.choice import Chosen, choose
+from tabml.registry.gate import ChampionEvidence, ChampionUnavailable, GateDecision, gate
+from tabml.registry.index import ActiveStage, RegistryIndex, VersionEntry, production_version
+from tabml.registry.package import (
+    GATE_REPORT_FILE,
+    INPUT_SCHEMA_FILE,
+    LINEAGE_FILE,
+    input_schema,
+    signing_key,
+)
 from tabml.registry.record import gate_document, registration_record, write_document
-from tabml.registry.store import locked, model_dir, publish
-from tabml.training.trained_model import read_run_info
+from tabml.registry.store import identical_version, locked, model_dir, publish, read_index, record_rerun
+from tabml.training.trained_model import CONFIG_FILE, WEIGHTS_FILE, read_run_info
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DVC_LOCK = Path("dvc.lock")
+IDENTITY = (WEIGHTS_FILE, CONFIG_FILE, STATE_FILE)  # equal files: the same model, registered again
+EXPERIMENT_ENVS = ("DVC_EXP_BASELINE_REV", "DVC_EXP_NAME")  # set by `dvc exp run` for every stage it runs
+
+
+def in_dvc_experiment() -> bool:
+    return any(os.environ.get(name) for name in EXPERIMENT_ENVS)
 
 
 def summary_line(name: str, entry: VersionEntry, decision: GateDecision) -> str:
@@ -78,59 +97,54 @@ def compare_with_production(
     if absent:
         raise StageError(f"slice columns {absent} are not in the table", "params.yaml", "fix evaluate.slices")
     groups = slice_groups(frame, columns, params.evaluate.min_slice_rows)
-    return champion_evidence(p.registry_dir, params.data.name, challenger, frame, metric, groups, p.champion)
+    name, key = params.data.name, signing_key(p)
+    return champion_evidence(p.registry_dir, name, challenger, frame, metric, groups, p.champion, key)
 
 
-def refuse(params: Params, candidate: Candidate, decision: GateDecision, n_test: int | None) -> StageError:
-    """Record a refused model (nothing is registered) and say, once, why and which setting would pass it."""
-    from tabml.registry.refusal import refusal_todo
-
+def skip(params: Params, decision: GateDecision, n_test: int | None, why: str) -> list[Path]:
+    """Register nothing, say why in the reports (the stage's outputs) and on stdout; the stage succeeds."""
     p, name = params.register_, params.data.name
-    write_document(p.record, registration_record(params, decision))
-    write_document(p.gate_report, gate_document(decision, name, None, n_test))
-    return StageError(
-        f"model {name} not registered (registration tier of the gate): " + "; ".join(decision.blocking),
-        params.evaluate.metrics,
-        refusal_todo(candidate, decision, params.data.task, p),
-    )
+    skipped = replace(decision, stage=None, held_back=[why])
+    write_document(p.gate_report, gate_document(skipped, name, None, n_test))
+    record = registration_record(params, skipped) | {"passed": decision.passed, "skipped": why}
+    track(params, read_run_info(params.train.out_dir), write_document(p.record, record))
+    print(f"not registered {name}: {why}", flush=True)
+    return [p.record, p.gate_report]
 
 
-@dataclass(frozen=True)
-class Chosen:
-    """The model that goes on to the champion tier: the network, or the linear fallback's model."""
+def rerun(
+    params: Params, decision: GateDecision, n_test: int | None, version: int, recorded: bool = False
+) -> list[Path]:
+    """Record this run against the identical `version` (unless publish did): no new version, production untouched."""
+    p, name = params.register_, params.data.name
+    mdir = model_dir(p.registry_dir, name)
+    if not recorded:
+        record_rerun(p.registry_dir, name, version, lock_timeout=p.lock_timeout_seconds)
+    entry = read_index(mdir).get(version)
+    assert entry is not None, "record_rerun checked it"
+    why = f"identical weights and preprocessing to v{version}: recorded against it, no new version"
+    same = replace(decision, stage=entry.stage, held_back=[why])  # type: ignore[arg-type]
+    write_document(p.gate_report, gate_document(same, name, version, n_test))
+    gto = reconcile_gto(params)
+    record = registration_record(params, same, entry, None, gto) | {"promoted": False, "same_as": version}
+    track(params, read_run_info(params.train.out_dir), write_document(p.record, record))
+    print(f"registered {name} v{version} again ({entry.stage or 'no stage'}): {why}", flush=True)
+    return [p.record, p.gate_report, model_dir(p.registry_dir, name) / entry.path]
 
-    candidate: Candidate
-    metrics_doc: dict
-    model_folder: Path
-    sources: dict[str, Path]
-    gate_params: RegisterParams
-    network_decision: GateDecision | None = None  # the network's refusal, when the linear model replaced it
 
-
-def choose(params: Params, folder: Path) -> Chosen:
-    """The registration tier; with register.linear_fallback, the linear model (written to `folder`) replaces a
-    network whose only failure is the linear baseline."""
-    from tabml.registry import fallback
-
-    p, task = params.register_, params.data.task
-    metrics_doc = read_metrics(params.evaluate.metrics)
-    if metrics_doc.get("task") != task:
-        what = f"metrics are for task {metrics_doc.get('task')!r} but data.task is {task!r}"
-        raise StageError(what, params.evaluate.metrics, "re-run evaluation: dvc repro evaluate")
-    candidate = Candidate(metrics_doc.get("test") or {}, metrics_doc.get("baselines") or {})
-    decision = gate(candidate, None, task, p)
-    if decision.passed:
-        return Chosen(candidate, metrics_doc, params.train.out_dir, package_sources(params), p)
-    if not (p.linear_fallback and fallback.lost_to_linear(decision)):
-        raise refuse(params, candidate, decision, metrics_doc.get("n_test"))
-    linear_doc = fallback.fit_fallback(params, metrics_doc, folder)
-    linear = Candidate(linear_doc["test"], metrics_doc.get("baselines") or {})
-    linear_params = fallback.without_linear_baseline(p)
-    linear_decision = gate(linear, None, task, linear_params)
-    if not linear_decision.passed:
-        raise refuse(params, linear, linear_decision, metrics_doc.get("n_test"))
-    print(f"[register] {fallback.note_fallback(linear_decision, decision).reasons[0]}", flush=True)
-    return Chosen(linear, linear_doc, folder, fallback.fallback_sources(params, folder), linear_params, decision)
+def early_exit(params: Params, chosen: Chosen) -> list[Path] | None:
+    """Stop before the comparison: `dvc exp run` (unless asked), a model the registry already has."""
+    p, name = params.register_, params.data.name
+    decision, n_test, sources = chosen.decision, chosen.metrics_doc.get("n_test"), chosen.sources
+    if in_dvc_experiment() and not p.in_experiments:
+        return skip(params, decision, n_test, "this is a `dvc exp run` (set register.in_experiments: true to register)")
+    for source in sources.values():
+        if not source.exists():
+            raise StageError("not found", source, "run the pipeline up to evaluate first: dvc repro evaluate")
+    signing_key(p)  # a configured but unset key fails before any work
+    mdir = model_dir(p.registry_dir, name)
+    same = identical_version(mdir, read_index(mdir), sources, IDENTITY)
+    return rerun(params, decision, n_test, same) if same is not None else None
 
 
 def run(params: Params) -> list[Path]:
@@ -142,16 +156,16 @@ def run(params: Params) -> list[Path]:
 def register(params: Params, folder: Path) -> list[Path]:
     from tabml.data.processed import split_rows
     from tabml.data.snapshot import read_accepted
-    from tabml.registry import fallback
+    from tabml.registry.fallback import note_fallback
     from tabml.registry.lineage import collect_lineage, data_profile
     from tabml.validation.report import reference_path
 
     p, name, task = params.register_, params.data.name, params.data.task
     chosen = choose(params, folder)
-    for source in chosen.sources.values():
-        if not source.exists():
-            raise StageError("not found", source, "run the pipeline up to evaluate first: dvc repro evaluate")
-    sources, candidate = chosen.sources, chosen.candidate
+    done = early_exit(params, chosen)
+    if done is not None:
+        return done
+    candidate, sources = chosen.candidate, chosen.sources
     schema = input_schema(read_state(params.preprocess.out_dir))
     run_info = read_run_info(params.train.out_dir)
     table_path = params.preprocess.input
@@ -160,7 +174,7 @@ def register(params: Params, folder: Path) -> list[Path]:
     champion = compare_with_production(params, frame, chosen.metrics_doc, chosen.model_folder)
     decision = gate(candidate, champion, task, chosen.gate_params)
     if chosen.network_decision is not None:
-        decision = fallback.note_fallback(decision, chosen.network_decision)
+        decision = note_fallback(decision, chosen.network_decision)
     profile = data_profile(table_path, table, reference_path(params.validate_.reference_dir, name))
 
     held: list[GateDecision] = [decision]  # what was decided under the registry lock (see stage_for)
@@ -186,9 +200,13 @@ def register(params: Params, folder: Path) -> list[Path]:
         candidate.metrics,
         stage=stage_for,
         lock_timeout=p.lock_timeout_seconds,
+        identity=IDENTITY,
+        key=signing_key(p),
     )
+    if before.get(entry.version) is not None:  # an identical model was published while this one was compared
+        return rerun(params, decision, len(frame), entry.version, recorded=True)
     package_dir = model_dir(p.registry_dir, name) / entry.path
-    mirrors = mirror(params, entry, before, after, package_dir, run_info)
+    mirrors = mirror(params, entry, package_dir, run_info)
     previous = production_version(before) if entry.stage == "production" else None
     write_document(p.gate_report, gate_document(held[0], name, entry.version, len(frame)))
     record = write_document(p.record, registration_record(params, held[0], entry, previous, *mirrors))
@@ -197,19 +215,23 @@ def register(params: Params, folder: Path) -> list[Path]:
     return [p.record, p.gate_report, package_dir]
 
 
-def mirror(
-    params: Params, entry: VersionEntry, before: RegistryIndex, after: RegistryIndex, package_dir: Path, run_info: dict
-) -> tuple[dict | None, dict | None]:
+def reconcile_gto(params: Params) -> dict | None:
+    """Bring the GTO tags in line with the index (best-effort; None when off or skipped)."""
+    p, name = params.register_, params.data.name
+    if not p.gto_tags:
+        return None
+    mdir = model_dir(p.registry_dir, name)
+    with locked(mdir, p.lock_timeout_seconds):  # see tabml.registry.gto
+        from tabml.registry.gto import reconcile
+
+        return reconcile(Path.cwd(), name, read_index(mdir), [DEFAULT_PARAMS, DVC_LOCK])
+
+
+def mirror(params: Params, entry: VersionEntry, package_dir: Path, run_info: dict) -> tuple[dict | None, dict | None]:
     """The GTO tags and the W&B model-registry link of the new version (both best-effort)."""
     from tabml.tracking.model_registry import link_to_model_registry
 
-    p, name, gto = params.register_, params.data.name, None
-    if p.gto_tags:
-        with locked(model_dir(p.registry_dir, name), p.lock_timeout_seconds):  # see tabml.registry.gto
-            from tabml.registry.gto import mirror_registration
-
-            files = [DEFAULT_PARAMS, DVC_LOCK]
-            gto = mirror_registration(Path.cwd(), name, entry.version, files, stage_moves(before, after))
+    name, gto = params.data.name, reconcile_gto(params)
     run_id = run_info.get("wandb_run_id")
     linked = link_to_model_registry(
         params.tracking, run_id if isinstance(run_id, str) else None, package_dir, name, entry.version, entry.stage

@@ -156,8 +156,9 @@ def test_switching_tables_keeps_each_reference_and_model_line(tmp_path: Path) ->
     churn_index = json.loads((root / "registry/churn/index.json").read_text())
     credit_index = json.loads((root / "registry/credit/index.json").read_text())
     assert [v["stage"] for v in churn_index["versions"]] == ["production"]
-    # the same credit model again: registered, not better than production, so staged (docs/registry.md)
-    assert [v["stage"] for v in credit_index["versions"]] == ["production", "staging"]
+    # the same credit model again (deterministic training): recorded against v1, no new version (docs/registry.md)
+    assert [v["stage"] for v in credit_index["versions"]] == ["production"]
+    assert len(credit_index["versions"][0]["reruns"]) == 1
 
 
 def test_the_venvs_dvc_runs_the_stages_with_the_venvs_python_without_activation(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_reproduce_refuses_a_version_without_an_anchor_or_with_a_tampered_packag
     sh("git", "tag", "-d", "credit@v1.0.0", cwd=pipeline)
     try:
         done = sh(sys.executable, "-m", "tabml.registry", "reproduce", "--version", "1", cwd=pipeline, check=False)
-        assert done.returncode == 1 and "no GTO tag credit@v1.0.0" in done.stderr
+        assert done.returncode == 65 and "no GTO tag credit@v1.0.0" in done.stderr
     finally:
         sh("git", "tag", "credit@v1.0.0", anchor, cwd=pipeline)
     history = pipeline / "registry/credit/versions/v1/history.csv"
@@ -54,7 +54,7 @@ def test_reproduce_refuses_a_version_without_an_anchor_or_with_a_tampered_packag
     history.write_bytes(original + b"\n")
     try:
         done = sh(sys.executable, "-m", "tabml.registry", "reproduce", "--version", "1", cwd=pipeline, check=False)
-        assert done.returncode == 1 and "history.csv: sha256 does not match MANIFEST.json" in done.stderr
+        assert done.returncode == 65 and "history.csv: sha256 does not match MANIFEST.json" in done.stderr
     finally:
         history.write_bytes(original)
 

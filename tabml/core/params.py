@@ -23,6 +23,9 @@ DEFAULT_PARAMS = Path("params.yaml")
 SUBKEY = re.compile(r"^[a-z_][\w.]*: ")
 
 
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"  # a model line: a registry folder name and a GTO artifact name
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -30,7 +33,7 @@ class Section(BaseModel):
 class DataParams(Section):
     """Where the table is and what each column is for."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str = Field(pattern=MODEL_NAME_PATTERN)
     path: Path
     format: Literal["auto", "csv", "parquet"] = "auto"
     target: str
@@ -196,6 +199,8 @@ class RegisterParams(Section):
     reproduce: ReproduceParams
     gto_tags: bool
     lock_timeout_seconds: float = Field(gt=0)
+    in_experiments: bool  # register inside `dvc exp run` too (false: an experiment leaves the registry alone)
+    signing_key_env: str | None = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")  # env var with the HMAC key; null: unsigned
 
     @model_validator(mode="after")
     def _metrics_exist(self) -> RegisterParams:

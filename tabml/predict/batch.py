@@ -20,15 +20,16 @@ import numpy as np
 import pandas as pd
 
 from tabml.core.env import quiet_telemetry
-from tabml.core.errors import StageError
+from tabml.core.errors import ExitCode, StageError
 from tabml.core.files import atomic_path
 from tabml.core.fs_errors import file_system_failure
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
 from tabml.data.preprocessing import PreprocessState
 from tabml.evaluation.scorer import Scorer
-from tabml.predict.checks import check_input
+from tabml.predict.checks import check_input, check_output
 from tabml.predict.prediction_log import PredictionLog
-from tabml.registry.package import Package, load_scorer
+from tabml.registry.cli import model_name_arg
+from tabml.registry.package import Package, load_scorer, signing_key
 from tabml.registry.store import load_package
 
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -84,9 +85,11 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def load_model_package(registry_dir: Path, name: str, version: int | None, stage: str | None) -> tuple[Package, Scorer]:
+def load_model_package(
+    registry_dir: Path, name: str, version: int | None, stage: str | None, key: bytes | None = None
+) -> tuple[Package, Scorer]:
     """The verified package and its scorer."""
-    package = load_package(registry_dir, name, version, stage)  # type: ignore[arg-type]
+    package = load_package(registry_dir, name, version, stage, key)  # type: ignore[arg-type]
     try:
         return package, load_scorer(package)
     except (ValueError, KeyError) as exc:
@@ -105,12 +108,16 @@ def predict_file(
     output: Path,
     version: int | None = None,
     stage: str | None = None,
+    key: bytes | None = None,
+    protected: tuple[Path, ...] = (),
     log: PredictionLog | None = None,
 ) -> PredictionRun:
-    """Verify the package, validate the input, score it, write the predictions (and append them to `log`)."""
+    """Verify the package, validate the input, score it, write the predictions (never into the registry or
+    the `protected` folders; appended to `log` when given)."""
     from tabml.data.tables import read_table
 
-    package, scorer = load_model_package(registry_dir, name, version, stage)
+    check_output(output, [registry_dir, *protected])
+    package, scorer = load_model_package(registry_dir, name, version, stage, key)
     frame = read_table(source)
     check_input(frame, package, source)
     predictions = prediction_frame(scorer, frame, name, package.entry.version)
@@ -127,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--version", type=lambda t: int(t.removeprefix("v")), help="a version number (3 or v3)")
     which.add_argument("--stage", choices=["production", "staging"], help="default: production")
-    parser.add_argument("--name", help="model line (default: data.name from params)")
+    parser.add_argument("--name", type=model_name_arg, help="model line (default: data.name from params)")
     parser.add_argument("--registry-dir", type=Path, help="default: register.registry_dir from params")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
     args = parser.parse_args(argv)
@@ -136,15 +143,19 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params) if not (args.name and args.registry_dir) else None
         name = args.name or params.data.name  # type: ignore[union-attr]
         registry_dir = args.registry_dir or params.register_.registry_dir  # type: ignore[union-attr]
+        key = signing_key(params.register_) if params else None
+        protected = (params.validate_.reference_dir,) if params else ()
         log = PredictionLog.from_params(params.serve) if params and params.serve.log_sample_rate > 0 else None
         try:
-            done = predict_file(registry_dir, name, args.input, args.output, args.version, args.stage, log)
+            done = predict_file(
+                registry_dir, name, args.input, args.output, args.version, args.stage, key, protected, log=log
+            )
         finally:
             if log is not None:
                 log.close()
     except (StageError, ParamsError) as exc:
         print(f"[predict] FAILED: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code if isinstance(exc, StageError) else ExitCode.BAD_INPUT
     except Exception as exc:
         refused = file_system_failure(exc, "predict")  # a full disk, `ulimit -f`, read-only: one line, no temp file
         if refused is None:

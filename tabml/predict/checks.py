@@ -32,6 +32,20 @@ def schema_problems(frame: pd.DataFrame, columns: list[dict[str, str]]) -> list[
     return problems
 
 
+def check_output(output: Path, protected: list[Path]) -> None:
+    """Refuse an output inside the registry, the references or DVC's own folder (they are records, not scratch)."""
+    target = output.resolve()
+    for folder in protected:
+        if target.is_relative_to(folder.resolve()):
+            raise StageError(
+                f"refusing to write predictions inside {folder}", output, "write them somewhere else, e.g. scored/"
+            )
+    if ".dvc" in target.parts:
+        raise StageError(
+            "refusing to write predictions inside .dvc/", output, "write them somewhere else, e.g. scored/"
+        )
+
+
 def check_input(frame: pd.DataFrame, package: Package, source: Path) -> None:
     schema = package.document(INPUT_SCHEMA_FILE)
     problems = schema_problems(frame, schema["columns"])

@@ -70,7 +70,7 @@ def compare(
     return ChampionEvidence(version, metric, ours, theirs, interval, slices)
 
 
-def production_scorer(registry_dir: Path, name: str) -> tuple[int, Scorer | str] | None:
+def production_scorer(registry_dir: Path, name: str, key: bytes | None = None) -> tuple[int, Scorer | str] | None:
     """The production version and its scorer (or why it cannot be loaded); None when there is no production.
 
     A package whose files fail their checksums raises RegistryError: a tampered champion stops the stage.
@@ -78,7 +78,7 @@ def production_scorer(registry_dir: Path, name: str) -> tuple[int, Scorer | str]
     entry = read_index(model_dir(registry_dir, name)).in_stage("production")
     if entry is None:
         return None
-    package = load_package(registry_dir, name, entry.version)
+    package = load_package(registry_dir, name, entry.version, key=key)
     try:
         return entry.version, load_scorer(package)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -94,9 +94,10 @@ def champion_evidence(
     metric: str,
     groups: Groups,
     p: ChampionParams,
+    key: bytes | None = None,
 ) -> ChampionEvidence | ChampionUnavailable | None:
     """None without a production model; otherwise the comparison, or why there can be none."""
-    found = production_scorer(registry_dir, name)
+    found = production_scorer(registry_dir, name, key)
     if found is None:
         return None
     version, champion = found

@@ -4,9 +4,10 @@ GTO allows one version per commit, and a pipeline re-run often registers again o
 registration tags its own anchor commit: on no branch, parent HEAD, tree = HEAD's tree plus the current
 params.yaml and dvc.lock (`python -m tabml.registry reproduce` rebuilds a version from exactly that commit). GTO needs
 semver versions (so registry v3 is GTO v3.0.0) and no artifact annotation in dvc.yaml. Every stage change of
-the JSON registry is replayed: the new stage assigned, the old one unassigned (`#production!#<k>`), so GTO's
-default view agrees with the registry after a promotion or a rollback. Any failure is logged and the mirror
-skipped: the JSON registry is the record. Callers hold the registry lock around every mirror write.
+the JSON registry is mirrored by reconciling: missing versions registered, the new stage assigned, the old
+one unassigned (`#production!#<k>`), so GTO's default view agrees with the registry. Any failure is logged
+and the mirror skipped: the JSON registry is the record, and the next write (or `registry repair`)
+reconciles the tags with it. Callers hold the registry lock around every mirror write.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from tabml.registry.index import RegistryIndex
+from tabml.registry.store import pause_at
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +63,63 @@ def _leave_this_second() -> None:
 
 
 GTO_STAGES = ("staging", "production")  # `archived` is no GTO stage: it is having none
-Move = tuple[int, str | None, str | None]  # (version, old stage, new stage), see tabml.registry.stage_moves
 
 
-def _replay(root: str, name: str, moves: Sequence[Move]) -> list[str]:
-    """Assign every new stage, then unassign every old one; returns the tags written."""
+def gto_stages(root: str, name: str) -> dict[int, set[str]]:
+    """Registered GTO versions of `name` (semver v<N>.0.0 only) and the stages active on each."""
     from gto import api
 
-    tags = []
-    for version, _, new in moves:
-        if new in GTO_STAGES:
+    try:
+        shown = api.show(root, name, assignments_per_version=-1, versions_per_stage=-1)
+    except Exception as exc:  # no such artifact yet
+        log.debug("GTO show %s: %s", name, exc)
+        return {}
+    found: dict[int, set[str]] = {}
+    for version in shown:
+        text = str(version.get("version", ""))
+        number = text.removeprefix("v").removesuffix(".0.0")
+        if number.isdigit() and text == gto_version(int(number)) and version.get("registrations"):
+            found[int(number)] = {s["stage"] for s in version.get("stages", []) if s.get("is_active")}
+    return found
+
+
+def _sync(repo: Path, name: str, wanted: Mapping[int, str | None], files: Sequence[Path]) -> list[str]:
+    """Register missing versions, assign every wanted stage, then unassign every other one; the tags written."""
+    from gto import api
+
+    root = str(repo_root(repo))
+    actual, tags = gto_stages(root, name), []
+    for version in sorted(set(wanted) - set(actual)):
+        # each version tags its own anchor commit: GTO refuses two versions on one commit
+        commit = anchor_commit(repo, files, f"registry: {name} v{version}\n\nAnchor commit for GTO tags.")
+        tags.append(str(api.register(root, name, commit, version=gto_version(version)).ref))
+        actual[version] = set()
+    for version, stage in sorted(wanted.items()):
+        if stage in GTO_STAGES and stage not in actual[version]:
             # force: GTO refuses to assign a stage a version held before, which is what a rollback does
-            tags.append(str(api.assign(root, name, new, version=gto_version(version), force=True).ref))
-    for version, old, _ in moves:
-        if old in GTO_STAGES:
-            try:
-                tags.append(str(api.unassign(root, name, version=gto_version(version), stage=old).ref))
-            except Exception as exc:  # e.g. the version was registered while gto_tags was off
-                log.warning("GTO: could not unassign %s from %s v%d: %s", old, name, version, exc)
+            tags.append(str(api.assign(root, name, stage, version=gto_version(version), force=True).ref))
+            pause_at("assigned")
+    for version, held in sorted(actual.items()):
+        for stage in sorted(held - {wanted.get(version)}):
+            tags.append(str(api.unassign(root, name, version=gto_version(version), stage=stage).ref))
     return tags
+
+
+def reconcile(repo: Path, name: str, index: RegistryIndex, files: Sequence[Path]) -> dict[str, object] | None:
+    """Make GTO's tags say what the index says (missing versions, stages assigned or left behind).
+
+    Runs after every registry write and in `registry repair`, so a mirror left behind by a crash heals on the
+    next write. {"tags": [...], "commit": anchor of the newest version}, or None (and a warning) on failure."""
+    try:
+        tags = _sync(repo, name, {v.version: v.stage for v in index.versions}, files)
+        newest = index.versions[-1].version if index.versions else None
+        commit = anchor_of(repo, name, newest) if newest is not None else None
+    except Exception as exc:  # the mirror must never fail a registration: the JSON registry is the record
+        log.warning("GTO tags for %s skipped: %s", name, exc)
+        return None
+    if tags:
+        _leave_this_second()
+    return {"commit": commit, "tags": tags}
 
 
 def anchor_of(repo: Path, name: str, version: int) -> str | None:
@@ -86,32 +128,3 @@ def anchor_of(repo: Path, name: str, version: int) -> str | None:
         return _git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{name}@{gto_version(version)}^{{commit}}")
     except RuntimeError:
         return None
-
-
-def mirror_registration(
-    repo: Path, name: str, version: int, files: Sequence[Path], moves: Sequence[Move] = ()
-) -> dict[str, object] | None:
-    """Tag an anchor commit as GTO version v<N>.0.0 and replay the stage moves; None (and a warning) on failure."""
-    try:
-        from gto import api
-
-        root = str(repo_root(repo))
-        commit = anchor_commit(repo, files, f"registry: {name} v{version}\n\nAnchor commit for GTO tags.")
-        registered = api.register(root, name, commit, version=gto_version(version))
-        tags = [str(registered.ref), *_replay(root, name, moves)]
-    except Exception as exc:  # the mirror must never fail a registration
-        log.warning("GTO tags for %s v%d skipped: %s", name, version, exc)
-        return None
-    _leave_this_second()
-    return {"commit": commit, "tags": tags}
-
-
-def mirror_moves(repo: Path, name: str, moves: Sequence[Move]) -> list[str] | None:
-    """Replay stage moves (promote, rollback) as GTO tags; the tags, or None (and a warning) on failure."""
-    try:
-        tags = _replay(str(repo_root(repo)), name, moves)
-    except Exception as exc:
-        log.warning("GTO stage tags for %s skipped: %s", name, exc)
-        return None
-    _leave_this_second()
-    return tags

@@ -40,12 +40,14 @@ class VersionEntry(BaseModel):
     manifest_sha256: str
     stage: Stage | None = None
     stages: list[StageEvent] = []
+    reruns: list[str] = []  # when an identical model (same weights and preprocessing) was registered again
 
 
 class RegistryIndex(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     versions: list[VersionEntry] = []
+    log_head: str | None = None  # sha of the last events.jsonl line this cache includes (tabml.registry.events)
 
     def get(self, version: int) -> VersionEntry | None:
         return next((v for v in self.versions if v.version == version), None)

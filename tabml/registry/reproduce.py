@@ -30,7 +30,7 @@ import yaml
 from tabml.core.errors import StageError
 from tabml.core.files import sha256_file, utc_now
 from tabml.core.params import Params
-from tabml.registry.package import LINEAGE_FILE, METRICS_FILE
+from tabml.registry.package import LINEAGE_FILE, METRICS_FILE, signing_key
 from tabml.registry.store import load_package
 from tabml.training.trained_model import WEIGHTS_FILE
 
@@ -143,7 +143,8 @@ def certificate_path(params: Params, name: str, version: int) -> Path:
 def reproduce(params: Params, name: str, version: int, repo: Path = Path("."), keep: bool = False) -> dict:
     """Rebuild `name` v`version` in a fresh worktree and return the certificate (also written to disk)."""
     started, clock = utc_now(), time.perf_counter()
-    package = load_package(params.register_.registry_dir, name, version)  # refuses a tampered package
+    key = signing_key(params.register_)
+    package = load_package(params.register_.registry_dir, name, version, key=key)  # refuses a tampered package
     lineage = package.document(LINEAGE_FILE)
     registered_metrics = package.document(METRICS_FILE)["test"]
     root = Path(_run(["git", "rev-parse", "--show-toplevel"], repo).strip())

@@ -167,10 +167,10 @@ def test_a_model_that_is_not_better_is_staged_and_can_be_promoted_by_hand(
     assert gto_stage(project, "production") == ["v1.0.0"]
 
 
-def test_the_same_model_again_is_not_significant(project: Path) -> None:
+def test_the_same_predictions_again_are_not_significant(project: Path) -> None:
     params = params_of(project)
     register.run(evaluated(project, params))
-    register.run(evaluated(project, params))  # identical weights: gain 0, interval [0, 0]
+    register.run(evaluated(project, params, seed=1))  # other hidden weights, same scores: gain 0, interval [0, 0]
     report = json.loads((project / "reports/gate.json").read_text())
     ci = report["champion"]["interval"]
     assert (ci["improvement"], ci["low"], ci["high"]) == (0.0, 0.0, 0.0)
@@ -265,7 +265,7 @@ def test_production_moved_during_the_comparison_keeps_the_new_model_in_staging(
 ) -> None:
     params = params_of(project)
     register.run(evaluated(project, params, features="weak"))
-    register.run(evaluated(project, params, features="weak"))  # v2: staging
+    register.run(evaluated(project, params, features="weak", seed=1))  # v2: staging
     original = champion.champion_evidence
 
     def promote_meanwhile(*args, **kwargs):  # another process promotes v2 while this run compares with v1
@@ -302,7 +302,7 @@ def test_outside_git_the_registration_succeeds_without_gto(project: Path, caplog
         register.run(evaluated(project, params_of(project)))
     rec = record(project)
     assert rec["passed"] and rec["version"] == 1 and rec["gto"] is None
-    assert "GTO tags for credit v1 skipped" in caplog.text
+    assert "GTO tags for credit skipped" in caplog.text
     lineage = json.loads((project / "registry/credit/versions/v1/lineage.json").read_text())
     assert lineage["git"] == {"rev": None, "dirty": None}
 
@@ -327,3 +327,74 @@ def test_the_stage_module_does_not_import_the_training_or_orchestration_stack() 
     code = "import sys, tasks.register; print(sorted({'torch', 'lightning', 'prefect'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_same_model_registered_again_is_recorded_against_its_version(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = evaluated(project, params_of(project))
+    register.run(params)
+    tags = git(project, "tag", "--list")
+    register.run(evaluated(project, params))  # a --force rerun: byte-identical weights and preprocessing
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line == (
+        "registered credit v1 again (production): identical weights and preprocessing to v1: "
+        "recorded against it, no new version"
+    )
+    assert stages(project) == [(1, "production")] and git(project, "tag", "--list") == tags
+    rec = record(project)
+    assert (rec["version"], rec["same_as"], rec["promoted"], rec["stage"]) == (1, 1, False, "production")
+    assert len(registry.read_index(project / "registry/credit").versions[0].reruns) == 1
+
+
+def test_inside_dvc_exp_run_nothing_is_registered_unless_asked(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", git(project, "rev-parse", "HEAD"))  # what `dvc exp run` sets
+    monkeypatch.setenv("DVC_EXP_NAME", "bushy-oaks")
+    register.run(evaluated(project, params_of(project)))
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("not registered credit: this is a `dvc exp run`")
+    assert not (project / "registry").exists() and git(project, "tag", "--list") == ""
+    rec = record(project)
+    assert rec["version"] is None and "register.in_experiments" in rec["skipped"]
+    assert json.loads((project / "reports/gate.json").read_text())["version"] is None
+
+    register.run(evaluated(project, params_of(project, in_experiments=True)))
+    assert stages(project) == [(1, "production")]
+
+
+def test_after_losing_the_index_the_next_registration_still_compares_with_production(
+    project: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    params = params_of(project)
+    register.run(evaluated(project, params, features="weak"))
+    (project / "registry/credit/index.json").unlink()
+    with caplog.at_level(logging.WARNING):
+        register.run(evaluated(project, params, features="all"))
+    assert "index.json is missing; rebuilt 1 version(s)" in caplog.text
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("registered credit v2 (production)") and "vs production v1" in line
+    assert stages(project) == [(1, "archived"), (2, "production")]
+
+
+def test_a_gto_mirror_left_behind_is_reconciled_by_the_next_promote_and_by_repair(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = params_of(project)
+    register.run(evaluated(project, params, features="weak"))
+    register.run(evaluated(project, params, features="weak", seed=1))  # v2 staging
+    registry.promote(params.register_.registry_dir, "credit", 2, lock_timeout=5)  # index only: tags left behind
+    assert gto_stage(project, "production") == ["v1.0.0"]
+    assert registry_cli(["verify"]) == ExitCode.BAD_INPUT
+    assert "GTO: v1 holds production, the index says archived" in capsys.readouterr().err
+    assert registry_cli(["promote", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "promoted credit v2 to production: no change" in out and "GTO tags: credit#production#" in out
+    assert gto_stage(project, "production") == ["v2.0.0"] and gto_stage(project, "staging") == []
+
+    registry.rollback(params.register_.registry_dir, "credit", lock_timeout=5)  # again behind
+    assert registry_cli(["repair"]) == 0
+    assert "index.json agrees with events.jsonl (2 version(s))" in capsys.readouterr().out
+    assert gto_stage(project, "production") == ["v1.0.0"]
+    assert registry_cli(["verify"]) == 0
+    assert capsys.readouterr().out.startswith("verified credit: 2 version(s), production v1")

@@ -19,7 +19,7 @@ from tests.workspace import EXAMPLE_TABLE
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
-    """credit with a `loan_id` id column; v1 (weak) production, v2 (weak again) staging."""
+    """credit with a `loan_id` id column; v1 (weak) production, v2 (weak again, other seed) staging."""
     root = tmp_path_factory.mktemp("predict") / "credit"
     table = pd.read_csv(EXAMPLE_TABLE)
     table.insert(0, "loan_id", [f"L{i:05d}" for i in range(len(table))])
@@ -28,7 +28,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
         params = build_project(root, table, id_column="loan_id")
         with chdir(root):
             register.run(evaluated(root, params, features="weak"))
-            register.run(evaluated(root, params, features="weak"))
+            register.run(evaluated(root, params, features="weak", seed=1))
     return root, params
 
 
@@ -79,7 +79,7 @@ def test_input_that_does_not_fit_the_schema_is_refused_before_anything_is_writte
 ) -> None:
     root, _ = registered
     new_rows().drop(columns=["Age", "Income"]).to_csv(tmp_path / "missing.csv", index=False)
-    assert run(root, str(tmp_path / "missing.csv"), str(tmp_path / "out.csv")) == 1
+    assert run(root, str(tmp_path / "missing.csv"), str(tmp_path / "out.csv")) == 65
     err = capsys.readouterr().err
     assert "[predict] FAILED" in err and "does not fit credit v1: missing columns ['Age', 'Income']" in err
     assert "send the columns the model was trained on: Seniority (numeric), Home (categorical)" in err
@@ -110,3 +110,30 @@ def test_a_tampered_package_is_refused(registered: tuple[Path, Params], tmp_path
     with pytest.raises(RegistryError, match=r"preprocess_state\.json: sha256 does not match MANIFEST\.json"):
         predict.predict_file(copy, "credit", _csv(new_rows(), tmp_path / "in.csv"), tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("inside", ["registry/credit/versions/v1/scored.csv", "registry/new.csv", ".dvc/tmp/x.csv"])
+def test_predictions_are_never_written_into_the_registry_or_dvc(
+    registered: tuple[Path, Params], tmp_path: Path, inside: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = registered
+    new_rows().to_csv(tmp_path / "in.csv", index=False)
+    before = sorted(p.relative_to(root) for p in (root / "registry").rglob("*"))
+    assert run(root, str(tmp_path / "in.csv"), str(root / inside)) == 65
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("[predict] FAILED: ") and "refusing to write predictions inside" in err[0]
+    assert sorted(p.relative_to(root) for p in (root / "registry").rglob("*")) == before
+    assert not (root / inside).exists()
+    with chdir(root):  # with the project's params.yaml: its references folder is refused too
+        assert predict.main([str(tmp_path / "in.csv"), inside]) == 65
+        assert predict.main([str(tmp_path / "in.csv"), "references/credit/scored.csv"]) == 65
+    assert "refusing to write predictions inside references" in capsys.readouterr().err
+
+
+def test_a_model_name_outside_the_registry_pattern_is_a_usage_error(
+    registered: tuple[Path, Params], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = registered
+    with pytest.raises(SystemExit) as info:
+        predict.main(["in.csv", str(tmp_path / "o.csv"), "--name", "../../x", "--registry-dir", str(root / "registry")])
+    assert info.value.code == 2 and "not a model name: '../../x'" in capsys.readouterr().err

@@ -234,17 +234,17 @@ def test_cli_list_show_promote_rollback(tmp_path: Path, capsys: pytest.CaptureFi
     assert stages == ["register", "register", "rollback"]
 
 
-def test_cli_failures_exit_1_with_a_readable_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_failures_exit_65_with_a_readable_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     reg = tmp_path / "registry"
     register(reg, tmp_path / "src")
     (reg / NAME / "versions" / "v1" / "history.csv").write_text("tampered")
-    assert cli("show", reg=reg) == 1
+    assert cli("show", reg=reg) == 65
     assert "history.csv: sha256 does not match" in capsys.readouterr().err
-    assert cli("promote", "7", reg=reg) == 1
+    assert cli("promote", "7", reg=reg) == 65
     assert "credit has no v7" in capsys.readouterr().err
-    assert cli("rollback", reg=reg) == 1
+    assert cli("rollback", reg=reg) == 65
     assert "only production version" in capsys.readouterr().err
-    assert registry_cli.main(["--params", str(tmp_path / "absent.yaml"), "list"]) == 1
+    assert registry_cli.main(["--params", str(tmp_path / "absent.yaml"), "list"]) == 65
     assert "file not found" in capsys.readouterr().err
 
 
@@ -286,5 +286,5 @@ def test_cli_show_prints_lineage_and_gate_report_and_promotes_to_staging(
     shown = json.loads(capsys.readouterr().out)
     assert shown["version"] == 1 and shown["lineage"] == {"model": {"name": NAME, "version": 1}}
     assert "MANIFEST.json" in shown["files"] and "gate_report" not in shown  # no such document in this package
-    assert cli("promote", "2", "--stage", "staging", reg=reg) == 1
+    assert cli("promote", "2", "--stage", "staging", reg=reg) == 65
     assert "would leave no production version" in capsys.readouterr().err
