@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tabml.core.params import ColumnInferenceParams, DataParams, PreprocessParams
+from tabml.data.dates import detect_date_format, parse_dates
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "datetime", "drop"]
 TRUE_WORDS = {"true", "t", "yes", "y", "1", "on"}
@@ -36,7 +37,10 @@ def numeric_from_text(values: pd.Series) -> pd.Series:
 
 
 def datetime_from_text(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values.astype("string"), errors="coerce", format="mixed", utc=True)
+    """Dates written as text, by the one format the column's values fit (tabml.data.dates); else ISO 8601 only."""
+    text = values.astype("string").astype(object)
+    fmt = detect_date_format(text).format or "ISO8601"
+    return pd.to_datetime(parse_dates(text, fmt), utc=True)
 
 
 def _is_boolean_text(lowered: set[str]) -> bool:

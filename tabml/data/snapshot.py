@@ -1,4 +1,5 @@
-"""The snapshot artifacts: what ingest wrote (`ingest.snapshot`) and what validate accepted (`preprocess.input`).
+"""The snapshot artifacts: what ingest wrote (`ingest.snapshot`, `ingest.report`) and what validate accepted
+(`preprocess.input`).
 
 Both are Parquet files of the landing table exactly as read; the accepted one is replaced atomically and only
 when a snapshot passes validation, so preprocess, evaluate and register always read the last good batch.
@@ -6,6 +7,7 @@ when a snapshot passes validation, so preprocess, evaluate and register always r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -13,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from tabml.core.errors import StageError
+from tabml.core.files import read_json_object
+from tabml.data.dialect import Dialect
 
 
 def write_snapshot(frame: pd.DataFrame, path: Path) -> Path:
@@ -71,3 +75,16 @@ def read_accepted(path: Path) -> pd.DataFrame:
             "quarantined and never becomes the accepted snapshot",
         )
     return pd.read_parquet(path)
+
+
+def write_ingest_report(summary: dict[str, object], path: Path) -> Path:
+    """`ingest.report`: rows, columns and the dialect the landing table was read with."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    return path
+
+
+def read_ingest_dialect(path: Path) -> Dialect | None:
+    """How ingest read the table, from `ingest.report`; None when the report is absent or predates dialects."""
+    found = (read_json_object(path) or {}).get("dialect")
+    return Dialect.model_validate(found) if isinstance(found, dict) else None
