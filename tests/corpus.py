@@ -98,7 +98,6 @@ def _parquet(frame: pd.DataFrame, path: Path) -> None:
 def variants(folder: Path, frame: pd.DataFrame) -> dict[str, Path]:
     """Every awkward export of `frame` that must read exactly like `clean.csv` (also written here)."""
     iso = _csv(frame, date_format="%Y-%m-%d")
-    grouped = frame.assign(Amount=frame["Amount"].map("{:,}".format))  # 1,000 for a thousand (quoted)
     writers: dict[str, Callable[[], bytes]] = {
         "clean.csv": lambda: iso,
         "european.csv": lambda: _european(frame),
