@@ -28,11 +28,12 @@ def resolve_model(registry_dir: str, name: str, version: int | None, stage: str 
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
-def score_file(registry_dir: str, name: str, version: int, source: str, output: str) -> Path:
-    """Validate the input against the model's schema, score it, write the predictions; returns the output path."""
+def score_file(registry_dir: str, name: str, version: int, source: str, output: str, params_file: str) -> Path:
+    """Check the input as a training batch (`predict:` policy), score it, write the predictions; the output path."""
     from tabml.predict.batch import predict_file
 
-    return predict_file(Path(registry_dir), name, Path(source), Path(output), version=version).output
+    policy = load_params(Path(params_file)).predict
+    return predict_file(Path(registry_dir), name, Path(source), Path(output), version=version, policy=policy).output
 
 
 @flow(name="batch-predict")
@@ -51,7 +52,9 @@ def batch_predict(
     params = load_params(project / params_file)
     registry_dir, name = str(project / params.register_.registry_dir), params.data.name
     resolved = resolve_model(registry_dir, name, version, stage)
-    written = score_file(registry_dir, name, resolved, str(project / source), str(project / output))
+    written = score_file(
+        registry_dir, name, resolved, str(project / source), str(project / output), str(project / params_file)
+    )
     logger.info(f"scored {source} with {name} v{resolved} -> {written}")
     create_markdown_artifact(
         markdown=f"# Batch prediction\n\n| model | version | input | output |\n|---|---|---|---|\n"

@@ -20,7 +20,14 @@ from tabml.data.processed import read_state
 from tabml.evaluation.outputs import read_metrics
 from tabml.registry.gate import Candidate, ChampionEvidence, ChampionUnavailable, GateDecision, gate
 from tabml.registry.index import ActiveStage, RegistryIndex, VersionEntry, production_version, stage_moves
-from tabml.registry.package import GATE_REPORT_FILE, INPUT_SCHEMA_FILE, LINEAGE_FILE, input_schema, package_sources
+from tabml.registry.package import (
+    GATE_REPORT_FILE,
+    INPUT_SCHEMA_FILE,
+    LINEAGE_FILE,
+    REFERENCE_FILE,
+    input_schema,
+    package_sources,
+)
 from tabml.registry.record import gate_document, registration_record, write_document
 from tabml.registry.store import locked, model_dir, publish
 from tabml.training.trained_model import read_run_info
@@ -97,7 +104,7 @@ def run(params: Params) -> list[Path]:
     from tabml.data.processed import split_rows
     from tabml.data.snapshot import read_accepted
     from tabml.registry.lineage import collect_lineage, data_profile
-    from tabml.validation.report import reference_path
+    from tabml.validation.report import load_reference, reference_path
 
     p, name, task = params.register_, params.data.name, params.data.task
     metrics_doc = read_metrics(params.evaluate.metrics)
@@ -118,7 +125,9 @@ def run(params: Params) -> list[Path]:
     table = read_accepted(table_path)
     frame = split_rows(params.preprocess.out_dir, table, "test", table_path)
     decision = gate(candidate, compare_with_production(params, frame, metrics_doc), task, p)
-    profile = data_profile(table_path, table, reference_path(params.validate_.reference_dir, name))
+    ref_path = reference_path(params.validate_.reference_dir, name)
+    profile = data_profile(table_path, table, ref_path)
+    reference = load_reference(ref_path).to_json_dict() if ref_path.exists() else None
 
     held: list[GateDecision] = [decision]  # what was decided under the registry lock (see stage_for)
 
@@ -133,7 +142,8 @@ def run(params: Params) -> list[Path]:
     def documents(version: int) -> dict[str, object]:
         lineage = collect_lineage(params, name, version, utc_now(), run_info, profile=profile)
         gate_report = gate_document(held[0], name, version, len(frame))
-        return {INPUT_SCHEMA_FILE: schema, LINEAGE_FILE: lineage, GATE_REPORT_FILE: gate_report}
+        documents = {INPUT_SCHEMA_FILE: schema, LINEAGE_FILE: lineage, GATE_REPORT_FILE: gate_report}
+        return documents | ({REFERENCE_FILE: reference} if reference is not None else {})
 
     entry, before, after = publish(
         p.registry_dir,
