@@ -54,10 +54,21 @@ def _looks_like_datetime(sample: pd.Series, parse_share: float) -> bool:
     return bool(datetime_from_text(sample).notna().mean() >= parse_share)
 
 
+def is_row_counter(values: pd.Series) -> bool:
+    """Unique integers that are consecutive once sorted (`rownames` 1..n) or step evenly in file order."""
+    numbers = values.dropna().to_numpy(dtype=float)
+    if len(numbers) < 3 or not np.all(np.mod(numbers, 1) == 0) or len(np.unique(numbers)) != len(numbers):
+        return False
+    steps = np.diff(numbers)
+    return bool(np.all(np.diff(np.sort(numbers)) == 1) or (steps[0] != 0 and np.all(steps == steps[0])))
+
+
 def infer_numeric(name: str, values: pd.Series, p: ColumnInferenceParams) -> ColumnDecision:
     nonnull = values.dropna()
     distinct = nonnull.nunique()
     integral = bool(np.all(np.mod(nonnull.to_numpy(dtype=float), 1) == 0))
+    if integral and len(nonnull) >= p.min_unique_rows and is_row_counter(values):
+        return ColumnDecision(name, "drop", "identifier: a row number or counter (unique, evenly stepped integers)")
     if integral and ID_NAME.search(name) and distinct >= p.unique_share * len(nonnull):
         return ColumnDecision(name, "drop", f"identifier: integer name-tagged as an id, {distinct:,} distinct values")
     if integral and CODE_NAME.search(name) and distinct <= p.code_max_levels:
@@ -84,8 +95,12 @@ def infer_text(name: str, values: pd.Series, p: PreprocessParams) -> ColumnDecis
         mean_length = float(sample.str.len().mean())
         what = "free text" if mean_length > rules.free_text_length else "identifier"
         return ColumnDecision(name, "drop", f"{what}: {unique_share:.0%} of values are unique")
-    if distinct > p.text_levels_threshold and float(sample.str.len().mean()) > rules.free_text_length:
-        return ColumnDecision(name, "drop", f"free text: {distinct:,} distinct long values")
+    if distinct > p.text_levels_threshold and (
+        unique_share > 0.5 or float(sample.str.len().mean()) > rules.free_text_length
+    ):
+        # most values distinct (or long): free text whatever its length; a merchant code repeated stays categorical
+        what = f"{distinct:,} distinct values ({unique_share:.0%} of rows), over preprocess.text_levels_threshold"
+        return ColumnDecision(name, "drop", f"free text: {what}")
     kept = min(distinct, p.max_levels)
     note = f", the {kept} most frequent kept and the rest grouped as 'other'" if distinct > kept else ""
     return ColumnDecision(name, "categorical", f"text with {distinct:,} levels{note}")
@@ -100,6 +115,9 @@ def infer_column(name: str, values: pd.Series, p: PreprocessParams) -> ColumnDec
         return ColumnDecision(name, "drop", f"constant: every value is {nonnull.iloc[0]!r}")
     if pd.api.types.is_bool_dtype(values):
         return ColumnDecision(name, "boolean", "boolean values")
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.dtype.ordered:
+        order = " < ".join(map(str, values.cat.categories[:8])) + (" < ..." if len(values.cat.categories) > 8 else "")
+        return ColumnDecision(name, "categorical", f"ordered categorical ({order})")
     if pd.api.types.is_datetime64_any_dtype(values):
         return ColumnDecision(name, "datetime", "datetime values")
     if pd.api.types.is_numeric_dtype(values):

@@ -123,10 +123,11 @@ def read_csv(
         if duplicates:
             raise StageError(f"duplicate column names {duplicates}", path, "give every column a unique name")
     decimal, thousands = detect_numbers(rows, path, options.decimal, options.thousands, hints)
+    codes = leading_zero_columns(rows)
     try:
         frame = pd.read_csv(
             io.StringIO(text), sep=delimiter, decimal=decimal, thousands=thousands, keep_default_na=False,
-            na_values=["", *na_values], index_col=False, skipinitialspace=True,
+            na_values=["", *na_values], index_col=False, skipinitialspace=True, dtype=dict.fromkeys(codes, "str"),
         )  # fmt: skip
     except pd.errors.EmptyDataError:
         raise StageError("the file is empty (no header row)", path, "export the table again with its header") from None
@@ -138,11 +139,24 @@ def read_csv(
         ) from None
     frame, notes = drop_trailing_empty(frame)
     notes += [f"Excel 'sep={delimiter}' first line skipped"] if named else []
+    notes += [f"column {c!r}: digit codes with leading zeros kept as text" for c in codes]
     found = Dialect(
         format="csv", encoding=encoding, delimiter=delimiter, decimal=decimal, thousands=thousands,
         sep_line=named is not None, notes=notes,
     )  # fmt: skip
     return frame, found
+
+
+def leading_zero_columns(rows: list[list[str]]) -> list[str]:
+    """Columns of digits where some value starts with 0 (`02134`): codes, read as text so the zeros stay."""
+    if not rows:
+        return []
+    found = []
+    for i, name in enumerate(rows[0]):
+        values = [r[i].strip() for r in rows[1:] if i < len(r) and r[i].strip()]
+        if values and all(v.isdigit() for v in values) and any(len(v) > 1 and v[0] == "0" for v in values):
+            found.append(name.strip())
+    return found
 
 
 def drop_trailing_empty(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
