@@ -7,6 +7,7 @@ and passed back as hints when a new batch or a predict input is read, so every f
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import gzip
 import io
@@ -91,29 +92,42 @@ def _looks_binary(text: str) -> bool:
 
 
 def decode(raw: bytes, path: Path, declared: str | None) -> tuple[str, str]:
-    """The text and its encoding: the declared one, a BOM, UTF-8, or what charset-normalizer is sure of."""
-    if declared:
-        try:
-            return raw.decode(declared), declared
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise StageError(
-                f"cannot read it as data.encoding {declared!r} ({exc})", path, "fix data.encoding"
-            ) from None
-    encoding = next((name for bom, name in BOMS if raw.startswith(bom)), None)
+    """The first rows as text (cut at a line end), and the encoding every byte of the file decodes with: the
+    declared one, a BOM's, UTF-8, or what charset-normalizer is sure of. The whole text is never held."""
+    encoding = declared or next((name for bom, name in BOMS if raw.startswith(bom)), None)
     if encoding is None:
-        try:
-            text = raw.decode("utf-8")
-            encoding = "utf-8"
-        except UnicodeDecodeError:
-            encoding = _guess_encoding(raw, path)
-    text = raw.decode(encoding, errors="strict")
-    if _looks_binary(text[:SNIFF_CHARS]):
+        encoding = "utf-8" if _decodes(raw, "utf-8") else _guess_encoding(raw, path)
+    elif not _decodes(raw, encoding):
+        what = f"data.encoding {declared!r}" if declared else f"{encoding} (its byte-order mark says so)"
+        raise StageError(f"not every byte decodes as {what}", path, "fix data.encoding, or export the table again")
+    sample = codecs.getincrementaldecoder(encoding)(errors="replace").decode(raw[: 4 * SNIFF_CHARS], final=False)
+    if len(raw) > 4 * SNIFF_CHARS:
+        sample = sample[: sample.rfind("\n") + 1]
+    if _looks_binary(sample[:SNIFF_CHARS]):
         raise StageError(
             "the file is not text (binary or garbled bytes)",
             path,
             "point data.path at a CSV, Parquet or .xlsx export; for another text encoding set data.encoding",
         )
-    return text, encoding
+    return sample, encoding
+
+
+def _decodes(raw: bytes, encoding: str, chunk: int = 1 << 24) -> bool:
+    """Whether every byte decodes, in chunks (no copy of the whole text); an unknown encoding does not."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+        for start in range(0, len(raw), chunk):
+            decoder.decode(raw[start : start + chunk], final=start + chunk >= len(raw))
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
+
+
+def after_first_line(raw: bytes, encoding: str) -> tuple[bytes, str]:
+    """The bytes after the first line (Excel's `sep=` line), with the encoding to read them with."""
+    if "16" in encoding or "32" in encoding:  # wide encodings: no byte-level newline to cut at
+        return raw.decode(encoding).partition("\n")[2].encode("utf-8"), "utf-8"
+    return raw[raw.find(b"\n") + 1 :], encoding
 
 
 def _guess_encoding(raw: bytes, path: Path) -> str:
@@ -126,14 +140,12 @@ def _guess_encoding(raw: bytes, path: Path) -> str:
             path,
             "set data.encoding in params.yaml (e.g. cp1252, latin-1, utf-16), or export the table as UTF-8",
         )
-    try:
-        raw.decode(best.encoding)
-    except UnicodeDecodeError:
+    if not _decodes(raw, best.encoding):
         raise StageError(
             f"the text encoding looks like {best.encoding} but not every byte decodes with it",
             path,
             "set data.encoding in params.yaml, or export the table as UTF-8",
-        ) from None
+        )
     return str(best.encoding)
 
 
@@ -145,7 +157,7 @@ def strip_sep_line(text: str) -> tuple[str, str | None]:
 
 
 def sample_rows(text: str, delimiter: str, limit: int = 500) -> list[list[str]]:
-    """The first rows of the text (a cut-off last line left out), split by `delimiter`."""
+    """The first rows of the sample (a cut-off last line left out), split by `delimiter`."""
     head = text[:SNIFF_CHARS]
     if len(text) > SNIFF_CHARS:
         head = head[: head.rfind("\n") + 1]

@@ -20,6 +20,7 @@ from tabml.core.params import DataParams
 from tabml.data.dates import detect_date_format, parse_dates
 from tabml.data.dialect import (
     Dialect,
+    after_first_line,
     content_format,
     decode,
     decompress,
@@ -115,6 +116,7 @@ def read_csv(
 ) -> tuple[pd.DataFrame, Dialect]:
     text, encoding = decode(raw, path, options.encoding)
     text, named = strip_sep_line(text)
+    body, body_encoding = after_first_line(raw, encoding) if named else (raw, encoding)
     delimiter = options.delimiter or named or detect_delimiter(text, path)
     rows = sample_rows(text, delimiter)
     if rows:
@@ -126,8 +128,9 @@ def read_csv(
     codes = leading_zero_columns(rows)
     try:
         frame = pd.read_csv(
-            io.StringIO(text), sep=delimiter, decimal=decimal, thousands=thousands, keep_default_na=False,
-            na_values=["", *na_values], index_col=False, skipinitialspace=True, dtype=dict.fromkeys(codes, "str"),
+            io.BytesIO(body), encoding=body_encoding, sep=delimiter, decimal=decimal, thousands=thousands,
+            keep_default_na=False, na_values=["", *na_values], index_col=False, skipinitialspace=True,
+            dtype=dict.fromkeys(codes, "str"),
         )  # fmt: skip
     except pd.errors.EmptyDataError:
         raise StageError("the file is empty (no header row)", path, "export the table again with its header") from None
