@@ -58,23 +58,32 @@ def _day_month(text: pd.Series, declared: str | None, hinted: str | None) -> Dat
     return DateDetection(None, ambiguous=str(text.iloc[0]))
 
 
+def _as_text(values: pd.Series) -> pd.Series:
+    return (
+        values.astype("int64").astype(str) if pd.api.types.is_integer_dtype(values) else values.astype(str).str.strip()
+    )
+
+
+def _may_be_dates(head: pd.Series) -> bool:
+    """A cheap first look at a few values: could the column be dates in any recognised form?"""
+    text = _as_text(head)
+    return bool(text.str.fullmatch(COMPACT).all() or text.str.fullmatch(ISO).all() or text.str.match(DAY_MONTH).all())
+
+
 def detect_date_format(values: pd.Series, declared: str | None = None, hinted: str | None = None) -> DateDetection:
     """The format every non-missing value of a text (or integer) column is written in, or none."""
+    integers = pd.api.types.is_integer_dtype(values)
+    if not (integers or values.dtype == object or isinstance(values.dtype, pd.StringDtype)):
+        return DateDetection(None)
     nonnull = values.dropna()
-    if nonnull.empty:
-        return DateDetection(None)
-    if pd.api.types.is_integer_dtype(values):
-        text = nonnull.astype("int64").astype(str)
-    elif values.dtype == object or isinstance(values.dtype, pd.StringDtype):
-        text = nonnull.astype(str).str.strip()
-    else:
-        return DateDetection(None)
     if declared:
         return DateDetection(declared)
-    text = text.drop_duplicates().head(SAMPLE)
+    if nonnull.empty or not _may_be_dates(nonnull.head(100)):
+        return DateDetection(None)
+    text = _as_text(pd.Series(nonnull.unique()[:SAMPLE]))
     if text.str.fullmatch(COMPACT).all() and text.nunique() > 1:
         return DateDetection("%Y%m%d")
-    if pd.api.types.is_integer_dtype(values):
+    if integers:
         return DateDetection(None)
     if text.str.fullmatch(ISO).all():
         return DateDetection("ISO8601")

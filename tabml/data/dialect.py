@@ -14,6 +14,7 @@ import io
 import lzma
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +50,11 @@ class Dialect(BaseModel):
     na_values: list[str] = []
     date_formats: dict[str, str] = {}
     notes: list[str] = []
+
+
+def is_compressed(head: bytes) -> bool:
+    """gzip, bz2, xz or zip magic bytes (an .xlsx is a zip too: `decompress` leaves it as it is)."""
+    return any(head.startswith(magic) for magic in MAGIC)
 
 
 def decompress(raw: bytes, path: Path) -> tuple[bytes, str | None]:
@@ -91,17 +97,18 @@ def _looks_binary(text: str) -> bool:
     return "\x00" in text or control > len(text) * 0.01
 
 
-def decode(raw: bytes, path: Path, declared: str | None) -> tuple[str, str]:
+def decode(source: bytes | Path, path: Path, declared: str | None) -> tuple[str, str]:
     """The first rows as text (cut at a line end), and the encoding every byte of the file decodes with: the
     declared one, a BOM's, UTF-8, or what charset-normalizer is sure of. The whole text is never held."""
-    encoding = declared or next((name for bom, name in BOMS if raw.startswith(bom)), None)
+    head = source[: 4 * SNIFF_CHARS] if isinstance(source, bytes) else _file_head(source, 4 * SNIFF_CHARS)
+    encoding = declared or next((name for bom, name in BOMS if head.startswith(bom)), None)
     if encoding is None:
-        encoding = "utf-8" if _decodes(raw, "utf-8") else _guess_encoding(raw, path)
-    elif not _decodes(raw, encoding):
+        encoding = "utf-8" if _decodes(source, "utf-8") else _guess_encoding(source, head, path)
+    elif not _decodes(source, encoding):
         what = f"data.encoding {declared!r}" if declared else f"{encoding} (its byte-order mark says so)"
         raise StageError(f"not every byte decodes as {what}", path, "fix data.encoding, or export the table again")
-    sample = codecs.getincrementaldecoder(encoding)(errors="replace").decode(raw[: 4 * SNIFF_CHARS], final=False)
-    if len(raw) > 4 * SNIFF_CHARS:
+    sample = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head, final=False)
+    if len(head) == 4 * SNIFF_CHARS:
         sample = sample[: sample.rfind("\n") + 1]
     if _looks_binary(sample[:SNIFF_CHARS]):
         raise StageError(
@@ -112,35 +119,51 @@ def decode(raw: bytes, path: Path, declared: str | None) -> tuple[str, str]:
     return sample, encoding
 
 
-def _decodes(raw: bytes, encoding: str, chunk: int = 1 << 24) -> bool:
-    """Whether every byte decodes, in chunks (no copy of the whole text); an unknown encoding does not."""
+def _file_head(path: Path, size: int) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(size)
+
+
+def _chunks(source: bytes | Path, size: int = 1 << 24) -> Iterator[bytes]:
+    if isinstance(source, bytes):
+        yield from (source[start : start + size] for start in range(0, len(source), size))
+        return
+    with source.open("rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
+
+
+def _decodes(source: bytes | Path, encoding: str) -> bool:
+    """Whether every byte decodes, chunk by chunk (no copy of the whole text); an unknown encoding does not."""
     try:
         decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-        for start in range(0, len(raw), chunk):
-            decoder.decode(raw[start : start + chunk], final=start + chunk >= len(raw))
+        for chunk in _chunks(source):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
     except (UnicodeDecodeError, LookupError):
         return False
     return True
 
 
-def after_first_line(raw: bytes, encoding: str) -> tuple[bytes, str]:
+def after_first_line(source: bytes | Path, encoding: str) -> tuple[bytes, str]:
     """The bytes after the first line (Excel's `sep=` line), with the encoding to read them with."""
+    raw = source if isinstance(source, bytes) else source.read_bytes()
     if "16" in encoding or "32" in encoding:  # wide encodings: no byte-level newline to cut at
         return raw.decode(encoding).partition("\n")[2].encode("utf-8"), "utf-8"
     return raw[raw.find(b"\n") + 1 :], encoding
 
 
-def _guess_encoding(raw: bytes, path: Path) -> str:
+def _guess_encoding(source: bytes | Path, head: bytes, path: Path) -> str:
     from charset_normalizer import from_bytes
 
-    best = from_bytes(raw[: 4 * SNIFF_CHARS]).best()
+    best = from_bytes(head).best()
     if best is None or best.encoding is None:
         raise StageError(
             "the file is not text (binary or garbled bytes), or not UTF-8 and its encoding cannot be told",
             path,
             "set data.encoding in params.yaml (e.g. cp1252, latin-1, utf-16), or export the table as UTF-8",
         )
-    if not _decodes(raw, best.encoding):
+    if not _decodes(source, best.encoding):
         raise StageError(
             f"the text encoding looks like {best.encoding} but not every byte decodes with it",
             path,

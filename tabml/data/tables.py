@@ -26,6 +26,7 @@ from tabml.data.dialect import (
     decompress,
     detect_delimiter,
     detect_numbers,
+    is_compressed,
     sample_rows,
     strip_sep_line,
 )
@@ -90,15 +91,18 @@ def read_table_as(path: Path, options: ReadOptions, hints: Dialect | None = None
         raise StageError("file not found", path, "set data.path in params.yaml to your CSV, Parquet or .xlsx table")
     if path.stat().st_size == 0:
         raise StageError("the file is empty (0 bytes)", path, "export the table again")
-    raw, compression = decompress(path.read_bytes(), path)
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    raw, compression = decompress(path.read_bytes(), path) if is_compressed(head) else (head, None)
     fmt = table_format(path, raw, options.format, compression is not None)
     na_values = list(options.na_values or (hints.na_values if hints else []))
+    source: bytes | Path = raw if compression else path  # a plain CSV is read from disk, never held whole
     if fmt == "parquet":
-        frame, dialect = read_parquet(raw, path)
+        frame, dialect = read_parquet(raw if compression else path.read_bytes(), path)
     elif fmt == "xlsx":
-        frame, dialect = read_xlsx(raw, path, options.sheet, na_values)
+        frame, dialect = read_xlsx(raw if compression else path.read_bytes(), path, options.sheet, na_values)
     else:
-        frame, dialect = read_csv(raw, path, options, hints, na_values)
+        frame, dialect = read_csv(source, path, options, hints, na_values)
     frame = check_header(frame, path)
     if fmt == "parquet" and na_values:
         text = [c for c in frame.columns if is_text(frame[c])]
@@ -112,11 +116,11 @@ def read_table_as(path: Path, options: ReadOptions, hints: Dialect | None = None
 
 
 def read_csv(
-    raw: bytes, path: Path, options: ReadOptions, hints: Dialect | None, na_values: list[str]
+    source: bytes | Path, path: Path, options: ReadOptions, hints: Dialect | None, na_values: list[str]
 ) -> tuple[pd.DataFrame, Dialect]:
-    text, encoding = decode(raw, path, options.encoding)
+    text, encoding = decode(source, path, options.encoding)
     text, named = strip_sep_line(text)
-    body, body_encoding = after_first_line(raw, encoding) if named else (raw, encoding)
+    body, body_encoding = after_first_line(source, encoding) if named else (source, encoding)
     delimiter = options.delimiter or named or detect_delimiter(text, path)
     rows = sample_rows(text, delimiter)
     if rows:
@@ -126,9 +130,10 @@ def read_csv(
             raise StageError(f"duplicate column names {duplicates}", path, "give every column a unique name")
     decimal, thousands = detect_numbers(rows, path, options.decimal, options.thousands, hints)
     codes = leading_zero_columns(rows)
+    readable = io.BytesIO(body) if isinstance(body, bytes) else body
     try:
         frame = pd.read_csv(
-            io.BytesIO(body), encoding=body_encoding, sep=delimiter, decimal=decimal, thousands=thousands,
+            readable, encoding=body_encoding, sep=delimiter, decimal=decimal, thousands=thousands,
             keep_default_na=False, na_values=["", *na_values], index_col=False, skipinitialspace=True,
             dtype=dict.fromkeys(codes, "str"),
         )  # fmt: skip
