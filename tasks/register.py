@@ -99,12 +99,19 @@ def refuse(params: Params, decision: GateDecision, n_test: int | None) -> StageE
     )
 
 
+def packaged_reference(path: Path) -> dict[str, object]:
+    """The validation reference as a package document (predict checks inputs against it); none if absent."""
+    from tabml.validation.report import load_reference
+
+    return {REFERENCE_FILE: load_reference(path).to_json_dict()} if path.exists() else {}
+
+
 def run(params: Params) -> list[Path]:
     """Gate on reports/metrics.json and on production; publish v<N> as production or staging."""
     from tabml.data.processed import split_rows
     from tabml.data.snapshot import read_accepted
     from tabml.registry.lineage import collect_lineage, data_profile
-    from tabml.validation.report import load_reference, reference_path
+    from tabml.validation.report import reference_path
 
     p, name, task = params.register_, params.data.name, params.data.task
     metrics_doc = read_metrics(params.evaluate.metrics)
@@ -116,18 +123,15 @@ def run(params: Params) -> list[Path]:
     if not decision.passed:
         raise refuse(params, decision, metrics_doc.get("n_test"))
     sources = package_sources(params)
-    for source in sources.values():
-        if not source.exists():
-            raise StageError("not found", source, "run the pipeline up to evaluate first: dvc repro evaluate")
-    schema = input_schema(read_state(params.preprocess.out_dir))
-    run_info = read_run_info(params.train.out_dir)
+    if missing := [source for source in sources.values() if not source.exists()]:
+        raise StageError("not found", missing[0], "run the pipeline up to evaluate first: dvc repro evaluate")
+    schema, run_info = input_schema(read_state(params.preprocess.out_dir)), read_run_info(params.train.out_dir)
     table_path = params.preprocess.input
     table = read_accepted(table_path)
     frame = split_rows(params.preprocess.out_dir, table, "test", table_path)
     decision = gate(candidate, compare_with_production(params, frame, metrics_doc), task, p)
     ref_path = reference_path(params.validate_.reference_dir, name)
-    profile = data_profile(table_path, table, ref_path)
-    reference = load_reference(ref_path).to_json_dict() if ref_path.exists() else None
+    profile, reference = data_profile(table_path, table, ref_path), packaged_reference(ref_path)
 
     held: list[GateDecision] = [decision]  # what was decided under the registry lock (see stage_for)
 
@@ -142,8 +146,7 @@ def run(params: Params) -> list[Path]:
     def documents(version: int) -> dict[str, object]:
         lineage = collect_lineage(params, name, version, utc_now(), run_info, profile=profile)
         gate_report = gate_document(held[0], name, version, len(frame))
-        documents = {INPUT_SCHEMA_FILE: schema, LINEAGE_FILE: lineage, GATE_REPORT_FILE: gate_report}
-        return documents | ({REFERENCE_FILE: reference} if reference is not None else {})
+        return {INPUT_SCHEMA_FILE: schema, LINEAGE_FILE: lineage, GATE_REPORT_FILE: gate_report} | reference
 
     entry, before, after = publish(
         p.registry_dir,
