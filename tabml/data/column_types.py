@@ -67,7 +67,7 @@ def infer_numeric(name: str, values: pd.Series, p: ColumnInferenceParams) -> Col
     nonnull = values.dropna()
     distinct = nonnull.nunique()
     integral = bool(np.all(np.mod(nonnull.to_numpy(dtype=float), 1) == 0))
-    if integral and len(nonnull) >= p.min_unique_rows and is_row_counter(values):
+    if pd.api.types.is_integer_dtype(values) and len(nonnull) >= p.min_unique_rows and is_row_counter(values):
         return ColumnDecision(name, "drop", "identifier: a row number or counter (unique, evenly stepped integers)")
     if integral and ID_NAME.search(name) and distinct >= p.unique_share * len(nonnull):
         return ColumnDecision(name, "drop", f"identifier: integer name-tagged as an id, {distinct:,} distinct values")
