@@ -76,3 +76,20 @@ def test_overrides_that_contradict_the_table_are_refused_before_any_work(
     assert ingest.main(["--params", "params.yaml"]) == ExitCode.BAD_INPUT
     assert message in capsys.readouterr().err
     assert not Path("data/snapshot/table.parquet").exists()
+
+
+def test_a_parquet_batch_with_a_list_column_is_validated_not_crashed(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = toy()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.append_column("tags", pa.array([[i % 3] for i in range(len(frame))], pa.list_(pa.int64())))
+    pq.write_table(table, "data/landing/toy.parquet")
+    edit_params(here, data={"path": "data/landing/toy.parquet"})
+    assert ingest.main(["--params", "params.yaml"]) == 0
+    assert "column 'tags' dropped: nested" in capsys.readouterr().out
+    assert validate.main(["--params", "params.yaml"]) == 0
+    assert "tags" not in pd.read_parquet("data/snapshot/accepted.parquet").columns

@@ -167,3 +167,18 @@ def test_with_warn_the_rows_are_scored_and_flagged_with_the_id_and_passthrough_c
     flagged = out.index[out["input_status"] != "ok"].tolist()
     assert flagged == [2, 5] and out.loc[2, "input_status"] == "levels:Home"
     assert "[predict] warning:" in capsys.readouterr().err
+
+
+def test_out_of_range_numbers_warn_per_policy_and_refuse_without_params(
+    registered: tuple[Path, Params], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = registered
+    rows = new_rows(20).reset_index(drop=True)
+    rows.loc[[0, 9], "Income"] = 1e7
+    source = _csv(rows, tmp_path / "wide.csv")
+    done = predict.predict_file(root / "registry", "credit", source, tmp_path / "o.csv", policy=policy())
+    err = capsys.readouterr().err
+    assert "column 'Income': 2 value(s) outside the reference range" in err and "(rows 1, 10)" in err
+    assert pd.read_csv(done.output)["input_status"].tolist()[:2] == ["ranges:Income", "ok"]
+    assert run(root, str(source), str(tmp_path / "strict.csv")) == 1  # no params file: every check refuses
+    assert "outside the reference range" in capsys.readouterr().err and not (tmp_path / "strict.csv").exists()
