@@ -154,22 +154,38 @@ def after_first_line(source: bytes | Path, encoding: str) -> tuple[bytes, str]:
 
 
 def _guess_encoding(source: bytes | Path, head: bytes, path: Path) -> str:
+    """charset-normalizer's encoding, when every encoding it finds plausible reads the text alike; legacy
+    single-byte encodings often do not (`é` in cp1252 is `щ` in cp1251), and then the file is refused."""
     from charset_normalizer import from_bytes
 
-    best = from_bytes(head).best()
-    if best is None or best.encoding is None:
+    matches = [m for m in from_bytes(head) if m.encoding]
+    if not matches:
         raise StageError(
             "the file is not text (binary or garbled bytes), or not UTF-8 and its encoding cannot be told",
             path,
             "set data.encoding in params.yaml (e.g. cp1252, latin-1, utf-16), or export the table as UTF-8",
         )
-    if not _decodes(source, best.encoding):
+    words = dict.fromkeys(w for w in re.split(rb"[\s,;|\t]+", head) if any(b > 127 for b in w))  # in order, once
+    accented = b" ".join(list(words)[:8])
+    readings: dict[str, str] = {}
+    for match in matches[:6]:
+        readings.setdefault(accented.decode(match.encoding, errors="replace"), str(match.encoding))
+    if len(readings) > 1:
+        shown = "; ".join(f"{enc}: {text[:40]!r}" for text, enc in list(readings.items())[:3])
         raise StageError(
-            f"the text encoding looks like {best.encoding} but not every byte decodes with it",
+            f"the file is not UTF-8 and its text reads differently in the encodings it could be in ({shown})",
+            path,
+            "set data.encoding in params.yaml to the one that reads right (Windows exports in Western Europe are "
+            f"usually cp1252; plausible here: {', '.join(readings.values())}), or export the table as UTF-8",
+        )
+    encoding = str(matches[0].encoding)
+    if not _decodes(source, encoding):
+        raise StageError(
+            f"the text encoding looks like {encoding} but not every byte decodes with it",
             path,
             "set data.encoding in params.yaml, or export the table as UTF-8",
         )
-    return str(best.encoding)
+    return encoding
 
 
 def strip_sep_line(text: str) -> tuple[str, str | None]:

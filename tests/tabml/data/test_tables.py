@@ -39,7 +39,7 @@ def test_the_clean_file_keeps_na_words_as_values_and_reads_dates_and_numbers(cor
     "name",
     [
         "european.csv", "tabs.tsv", "pipes.txt", "excel_sep_line.csv", "trailing_delimiter.csv", "us_thousands.csv",
-        "utf16.csv", "cp1252.csv", "bom.csv", "day_first.csv", "dotted_dates.csv", "compact_dates.csv",
+        "utf16.csv", "bom.csv", "day_first.csv", "dotted_dates.csv", "compact_dates.csv",
         "month_first.csv", "gzip.csv.gz", "zipped.zip", "bzip.csv.bz2", "xz.csv.xz", "no_extension",
         "workbook.xlsx", "typed.parquet",
     ],
@@ -54,11 +54,21 @@ def test_what_was_decided_is_recorded(corpus: dict[str, Path]) -> None:
     european = read_table_as(corpus["european.csv"], ReadOptions()).dialect
     assert (european.delimiter, european.decimal, european.thousands) == (";", ",", ".")
     assert european.date_formats == {"Opened": "%d/%m/%Y"}
-    assert read_table_as(corpus["cp1252.csv"], ReadOptions()).dialect.encoding.startswith("cp125")
+    assert read_table_as(corpus["cp1252.csv"], ReadOptions(encoding="cp1252")).dialect.encoding == "cp1252"
     typed = read_table_as(corpus["typed.parquet"], ReadOptions()).dialect
     assert any("'tags' dropped: nested" in n for n in typed.notes)
     assert any("'Waited': duration read as seconds" in n for n in typed.notes)
     assert read_table_as(corpus["gzip.csv.gz"], ReadOptions()).dialect.compression == "gzip"
+
+
+def test_a_legacy_encoding_that_reads_differently_is_refused_until_it_is_set(
+    corpus: dict[str, Path], clean_sha: str
+) -> None:
+    with pytest.raises(StageError) as caught:
+        read_table(corpus["cp1252.csv"])
+    assert caught.value.where.endswith("cp1252.csv") and "reads differently in the encodings" in caught.value.what
+    assert "'€é'" in caught.value.what and "set data.encoding" in caught.value.todo and "cp1252" in caught.value.todo
+    assert frame_sha(read_table(corpus["cp1252.csv"], ReadOptions(encoding="cp1252"))) == clean_sha
 
 
 def write(tmp_path: Path, name: str, content: bytes) -> Path:
