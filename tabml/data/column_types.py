@@ -11,6 +11,7 @@ import pandas as pd
 
 from tabml.core.params import ColumnInferenceParams, DataParams, PreprocessParams
 from tabml.data.dates import detect_date_format, parse_dates
+from tabml.data.dialect import COMMA_NUMBER, DOT_NUMBER
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "datetime", "drop"]
 TRUE_WORDS = {"true", "t", "yes", "y", "1", "on"}
@@ -31,9 +32,16 @@ def _sample(values: pd.Series, rows: int) -> pd.Series:
 
 
 def numeric_from_text(values: pd.Series) -> pd.Series:
-    """Parse numbers written as text (`" 1,234.5 "`, `"12%"`); unparsable values become NaN."""
-    text = values.astype("string").str.strip().str.replace(r"[,\s%$€£]", "", regex=True)
-    return pd.to_numeric(text, errors="coerce")
+    """Parse numbers written as text (`" 1,234.5 "`, `"12%"`, `"129,0"`, `"1.234,5"`); unparsable values become NaN.
+
+    A value is read by the convention it fits: `1,234.5` (comma thousands) first, else `1.234,5` (decimal comma),
+    so `129,0` is 129.0, never 1290."""
+    text = values.astype("string").str.strip().str.replace(r"[%$€£]", "", regex=True).str.strip()
+    dotted = text.str.fullmatch(DOT_NUMBER.pattern).fillna(False).astype(bool)
+    comma = ~dotted & text.str.fullmatch(COMMA_NUMBER.pattern).fillna(False).astype(bool)
+    european = text.str.replace(r"[.\s\u00a0\u202f]", "", regex=True).str.replace(",", ".", regex=False)
+    plain = text.str.replace(",", "", regex=False).where(dotted, text)
+    return pd.to_numeric(european.where(comma, plain), errors="coerce")
 
 
 def datetime_from_text(values: pd.Series) -> pd.Series:
