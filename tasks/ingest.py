@@ -14,7 +14,7 @@ from tabml.core.files import sha256_file
 from tabml.core.params import Params
 from tabml.core.stage import stage_main
 from tabml.data.column_types import datetime_from_text, numeric_from_text
-from tabml.data.snapshot import write_ingest_report
+from tabml.data.snapshot import write_ingest_report, write_snapshot
 from tabml.data.tables import ReadOptions, read_table_as
 
 LOST_SHARE = 0.5  # an override that turns more than this share of a column's values into missing is refused
@@ -88,8 +88,7 @@ def run(params: Params) -> list[Path]:
     frame = read.frame
     check_roles(frame, params)
     check_overrides(frame, params)
-    out.snapshot.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out.snapshot, index=False)
+    write_snapshot(frame, out.snapshot, read.dialect)
     dialect = read.dialect.model_dump(mode="json")
     summary = ingest_summary(frame, data.path, sha256_file(data.path), time.perf_counter() - start, dialect)
     write_ingest_report(summary, out.report)

@@ -21,7 +21,7 @@ from tabml.core.errors import StageError
 from tabml.core.files import sha256_file
 from tabml.core.params import DEFAULT_PARAMS, Params
 from tabml.core.stage import stage_main
-from tabml.data.snapshot import publish_accepted, read_ingest_dialect, read_snapshot
+from tabml.data.snapshot import publish_accepted, read_snapshot, read_snapshot_dialect
 from tabml.data.tables import ReadOptions, read_table_as
 from tabml.validation.data_docs import write_data_docs
 from tabml.validation.dialect_checks import dialect_checks
@@ -82,7 +82,7 @@ def run(params: Params, rederive_reference: bool = False, reference_table: Path 
     p, snapshot = params.validate_, params.ingest.snapshot
     ref_path = reference_path(p.reference_dir, params.data.name)
     df, nan_counts = read_snapshot(snapshot)
-    dialect = read_ingest_dialect(params.ingest.report)
+    dialect = read_snapshot_dialect(snapshot)
     derive = rederive_reference or not ref_path.exists()
     if reference_table is not None:
         table = read_table_as(reference_table, ReadOptions.of(params.data))

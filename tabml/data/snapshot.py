@@ -15,16 +15,25 @@ from pathlib import Path
 import pandas as pd
 
 from tabml.core.errors import StageError
-from tabml.core.files import read_json_object
 from tabml.data.dialect import Dialect
 
+DIALECT_KEY = b"tabml.dialect"
 
-def write_snapshot(frame: pd.DataFrame, path: Path) -> Path:
-    """The table as ingest read it; written beside and renamed, so a crash never leaves half a file."""
+
+def write_snapshot(frame: pd.DataFrame, path: Path, dialect: Dialect | None = None) -> Path:
+    """The table as ingest read it, with the dialect it was read with in the Parquet metadata; written beside
+    and renamed, so a crash never leaves half a file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        frame.to_parquet(partial, index=False)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if dialect is not None:
+            extra = {DIALECT_KEY: dialect.model_dump_json().encode()}
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+        pq.write_table(table, partial)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
@@ -84,7 +93,9 @@ def write_ingest_report(summary: dict[str, object], path: Path) -> Path:
     return path
 
 
-def read_ingest_dialect(path: Path) -> Dialect | None:
-    """How ingest read the table, from `ingest.report`; None when the report is absent or predates dialects."""
-    found = (read_json_object(path) or {}).get("dialect")
-    return Dialect.model_validate(found) if isinstance(found, dict) else None
+def read_snapshot_dialect(path: Path) -> Dialect | None:
+    """How ingest read the table, from the snapshot's metadata; None for snapshots written before dialects."""
+    import pyarrow.parquet as pq
+
+    found = (pq.read_schema(path).metadata or {}).get(DIALECT_KEY) if path.exists() else None
+    return Dialect.model_validate_json(found) if found else None
