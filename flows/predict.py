@@ -39,12 +39,15 @@ def resolve_model(registry_dir: str, name: str, version: int | None, stage: str 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
 def score_file(registry_dir: str, name: str, version: int, source: str, output: str, params_path: str) -> Path:
-    """Validate the input against the model's schema, score it, write the predictions; returns the output path."""
+    """Check the input as a training batch (`predict:` policy), score it, write the predictions; the output path."""
     from tabml.predict.batch import predict_file
 
-    references = (Path(params_path).parent / load_params(Path(params_path)).validate_.reference_dir,)
+    params = load_params(Path(params_path))
+    references = (Path(params_path).parent / params.validate_.reference_dir,)
     key = _key(params_path)
-    return predict_file(Path(registry_dir), name, Path(source), Path(output), version, None, key, references).output
+    return predict_file(
+        Path(registry_dir), name, Path(source), Path(output), version, None, key, references, policy=params.predict
+    ).output
 
 
 @flow(name="batch-predict", persist_result=False, result_serializer="json")  # nothing pickled (flows/pipeline.py)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -12,10 +11,14 @@ from pathlib import Path
 import pandas as pd
 
 from tabml.core.errors import StageError
-from tabml.core.files import atomic_path, sha256_file, write_text_atomic
+from tabml.core.files import sha256_file
 from tabml.core.params import Params
 from tabml.core.stage import stage_main
-from tabml.data.tables import read_table
+from tabml.data.column_types import datetime_from_text, numeric_from_text
+from tabml.data.snapshot import write_ingest_report, write_snapshot
+from tabml.data.tables import ReadOptions, read_table_as
+
+LOST_SHARE = 0.5  # an override that turns more than this share of a column's values into missing is refused
 
 
 def named_columns(params: Params) -> dict[str, str | None]:
@@ -58,12 +61,38 @@ def columns_hint(columns: list[object], path: Path) -> str:
     )
 
 
-def ingest_summary(frame: pd.DataFrame, source: Path, sha256: str, seconds: float) -> dict[str, object]:
+def check_overrides(frame: pd.DataFrame, params: Params) -> None:
+    """A `data.column_types` override must not turn most of a column into missing values."""
+    for column, kind in params.data.column_types.items():
+        if kind not in ("numeric", "datetime") or column not in frame.columns:
+            continue
+        values = frame[column]
+        if kind == "numeric" and pd.api.types.is_numeric_dtype(values):
+            continue
+        if kind == "datetime" and pd.api.types.is_datetime64_any_dtype(values):
+            continue
+        parsed = numeric_from_text(values) if kind == "numeric" else datetime_from_text(values)
+        present = values.notna()
+        lost = present & parsed.isna()
+        if present.sum() and lost.sum() > LOST_SHARE * present.sum():
+            examples = list(values[lost].astype(str).unique()[:3])
+            raise StageError(
+                f"data.column_types.{column}: {kind} would turn {int(lost.sum()):,} of {int(present.sum()):,} "
+                f"values into missing (e.g. {examples})",
+                params.data.path,
+                f"remove the override, or set data.column_types.{column} to categorical or text",
+            )
+
+
+def ingest_summary(
+    frame: pd.DataFrame, source: Path, sha256: str, seconds: float, dialect: dict[str, object]
+) -> dict[str, object]:
     return {
         "source": str(source),
         "source_sha256": sha256,
         "rows": len(frame),
         "columns": {str(c): str(t) for c, t in frame.dtypes.items()},
+        "dialect": dialect,
         "seconds": round(seconds, 3),
     }
 
@@ -71,13 +100,17 @@ def ingest_summary(frame: pd.DataFrame, source: Path, sha256: str, seconds: floa
 def run(params: Params) -> list[Path]:
     start = time.perf_counter()
     data, out = params.data, params.ingest
-    frame = read_table(data.path, data.format)
+    read = read_table_as(data.path, ReadOptions.of(data))
+    frame = read.frame
     check_roles(frame, params)
-    with atomic_path(out.snapshot) as tmp:  # never a truncated snapshot (a full disk, `ulimit -f`)
-        frame.to_parquet(tmp, index=False)
-    summary = ingest_summary(frame, data.path, sha256_file(data.path), time.perf_counter() - start)
-    write_text_atomic(out.report, json.dumps(summary, indent=2) + "\n")
+    check_overrides(frame, params)
+    write_snapshot(frame, out.snapshot, read.dialect)
+    dialect = read.dialect.model_dump(mode="json")
+    summary = ingest_summary(frame, data.path, sha256_file(data.path), time.perf_counter() - start, dialect)
+    write_ingest_report(summary, out.report)
     print(f"[ingest] {data.path}: {len(frame):,} rows x {frame.shape[1]} columns -> {out.snapshot}")
+    for note in read.dialect.notes:
+        print(f"[ingest] note: {note}")
     return [out.snapshot, out.report]
 
 

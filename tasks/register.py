@@ -32,6 +32,7 @@ from tabml.registry.package import (
     GATE_REPORT_FILE,
     INPUT_SCHEMA_FILE,
     LINEAGE_FILE,
+    REFERENCE_FILE,
     input_schema,
     signing_key,
 )
@@ -147,6 +148,13 @@ def early_exit(params: Params, chosen: Chosen) -> list[Path] | None:
     return rerun(params, decision, n_test, same) if same is not None else None
 
 
+def packaged_reference(path: Path) -> dict[str, object]:
+    """The validation reference as a package document (predict checks inputs against it); none if absent."""
+    from tabml.validation.report import load_reference
+
+    return {REFERENCE_FILE: load_reference(path).to_json_dict()} if path.exists() else {}
+
+
 def run(params: Params) -> list[Path]:
     """Gate on reports/metrics.json and on production; publish v<N> as production or staging."""
     with tempfile.TemporaryDirectory(prefix="tabml-linear-") as folder:  # the linear fallback's model, if any
@@ -166,8 +174,7 @@ def register(params: Params, folder: Path) -> list[Path]:
     if done is not None:
         return done
     candidate, sources = chosen.candidate, chosen.sources
-    schema = input_schema(read_state(params.preprocess.out_dir))
-    run_info = read_run_info(params.train.out_dir)
+    schema, run_info = input_schema(read_state(params.preprocess.out_dir)), read_run_info(params.train.out_dir)
     table_path = params.preprocess.input
     table = read_accepted(table_path)
     frame = split_rows(params.preprocess.out_dir, table, "test", table_path)
@@ -175,7 +182,8 @@ def register(params: Params, folder: Path) -> list[Path]:
     decision = gate(candidate, champion, task, chosen.gate_params)
     if chosen.network_decision is not None:
         decision = note_fallback(decision, chosen.network_decision)
-    profile = data_profile(table_path, table, reference_path(params.validate_.reference_dir, name))
+    ref_path = reference_path(params.validate_.reference_dir, name)
+    profile, reference = data_profile(table_path, table, ref_path), packaged_reference(ref_path)
 
     held: list[GateDecision] = [decision]  # what was decided under the registry lock (see stage_for)
 
@@ -190,7 +198,7 @@ def register(params: Params, folder: Path) -> list[Path]:
     def documents(version: int) -> dict[str, object]:
         lineage = collect_lineage(params, name, version, utc_now(), run_info, profile=profile)
         gate_report = gate_document(held[0], name, version, len(frame))
-        return {INPUT_SCHEMA_FILE: schema, LINEAGE_FILE: lineage, GATE_REPORT_FILE: gate_report}
+        return {INPUT_SCHEMA_FILE: schema, LINEAGE_FILE: lineage, GATE_REPORT_FILE: gate_report} | reference
 
     entry, before, after = publish(
         p.registry_dir,

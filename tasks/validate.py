@@ -21,9 +21,10 @@ from tabml.core.errors import StageError
 from tabml.core.files import sha256_file
 from tabml.core.params import DEFAULT_PARAMS, Params
 from tabml.core.stage import stage_main
-from tabml.data.snapshot import publish_accepted, read_snapshot
-from tabml.data.tables import read_table
+from tabml.data.snapshot import publish_accepted, read_snapshot, read_snapshot_dialect
+from tabml.data.tables import ReadOptions, read_table_as
 from tabml.validation.data_docs import write_data_docs
+from tabml.validation.dialect_checks import dialect_checks
 from tabml.validation.expectations import Validation, validate_frame
 from tabml.validation.quarantine import quarantine, quarantine_folder
 from tabml.validation.reference import derive_reference
@@ -96,14 +97,17 @@ def run(params: Params, rederive_reference: bool = False, reference_table: Path 
     p, snapshot = params.validate_, params.ingest.snapshot
     ref_path = reference_path(p.reference_dir, params.data.name)
     df, nan_counts = read_snapshot(snapshot)
+    dialect = read_snapshot_dialect(snapshot)
     derive = rederive_reference or not ref_path.exists()
     if reference_table is not None:
-        ref = derive_reference(read_table(reference_table), params.data, p, snapshot=str(reference_table))
+        table = read_table_as(reference_table, ReadOptions.of(params.data))
+        ref = derive_reference(table.frame, params.data, p, str(reference_table), table.dialect)
     elif derive:
-        ref = derive_reference(df, params.data, p, snapshot=str(snapshot))
+        ref = derive_reference(df, params.data, p, snapshot=str(snapshot), dialect=dialect)
     else:
         ref = load_reference(ref_path)
     result = validate_frame(df, ref, params.data, p, nan_counts)
+    result = Validation(result.checks + dialect_checks(dialect, ref), result.drift)
     errors = result.problems("error")
     written = []
     # a snapshot becomes the reference only if it is accepted; a table the user names always does

@@ -21,6 +21,8 @@ from tabml.data.processed import load_split, load_state, split_path
 from tabml.training.model import TabularNet
 from tabml.training.model_config import ModelConfig
 from tabml.training.trained_model import save_model
+from tabml.validation.reference import derive_reference
+from tabml.validation.report import write_reference
 from tasks import evaluate, preprocess, train
 from tests.workspace import EXAMPLE_PARAMS, EXAMPLE_TABLE
 
@@ -46,7 +48,8 @@ def build_project(root: Path, table: pd.DataFrame | None = None, **data: object)
         frame.to_parquet(root / snapshot, index=False)
     expectations = root / params.validate_.reference_dir / params.data.name / "expectations.json"
     expectations.parent.mkdir(parents=True, exist_ok=True)
-    expectations.write_text('{"expectations": []}\n')
+    reference = derive_reference(frame, params.data, params.validate_, snapshot=str(params.preprocess.input))
+    write_reference(reference, expectations)
     with chdir(root):
         preprocess.run(params)
     git(root, "init", "-q", "-b", "main")

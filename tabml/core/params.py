@@ -12,46 +12,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from tabml.core.data_params import MODEL_NAME_PATTERN, ColumnKind, DataParams, PredictParams, Section, TaskType
+
+__all__ = ["MODEL_NAME_PATTERN", "ColumnKind", "DataParams", "PredictParams", "Section", "TaskType"]
 from tabml.core.metric_names import TASK_METRICS
 from tabml.core.ops_params import LauncherParams, MonitorParams, OrchestrationParams, ServeParams, TrackingParams
 
-TaskType = Literal["binary", "multiclass", "regression"]
-ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "drop"]
 DEFAULT_PARAMS = Path("params.yaml")
 SUBKEY = re.compile(r"^[a-z_][\w.]*: ")
-
-
-MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"  # a model line: a registry folder name and a GTO artifact name
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataParams(Section):
-    """Where the table is and what each column is for."""
-
-    name: str = Field(pattern=MODEL_NAME_PATTERN)
-    path: Path
-    format: Literal["auto", "csv", "parquet"] = "auto"
-    target: str
-    task: TaskType
-    positive_class: str | None = None
-    id_column: str | None = None
-    drop_columns: list[str] = []
-    column_types: dict[str, ColumnKind] = {}
-
-    @field_validator("positive_class", mode="before")
-    @classmethod
-    def _as_text(cls, value: object) -> object:
-        # YAML reads `yes`, `1` and `true` as bool/int; the file holds text.
-        if isinstance(value, bool):
-            return "True" if value else "False"
-        if isinstance(value, int | float):
-            return str(value)
-        return value
 
 
 class IngestParams(Section):
@@ -219,6 +189,7 @@ class Params(Section):
     train: TrainParams
     evaluate: EvaluateParams
     register_: RegisterParams = Field(alias="register")
+    predict: PredictParams
     tracking: TrackingParams
     orchestration: OrchestrationParams
     serve: ServeParams

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from tabml.core.params import ColumnInferenceParams, DataParams, PreprocessParams
+from tabml.data.dates import detect_date_format, parse_dates
+from tabml.data.dialect import COMMA_NUMBER, DOT_NUMBER
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "datetime", "drop"]
 TRUE_WORDS = {"true", "t", "yes", "y", "1", "on"}
@@ -30,13 +32,23 @@ def _sample(values: pd.Series, rows: int) -> pd.Series:
 
 
 def numeric_from_text(values: pd.Series) -> pd.Series:
-    """Parse numbers written as text (`" 1,234.5 "`, `"12%"`); unparsable values become NaN."""
-    text = values.astype("string").str.strip().str.replace(r"[,\s%$€£]", "", regex=True)
-    return pd.to_numeric(text, errors="coerce")
+    """Parse numbers written as text (`" 1,234.5 "`, `"12%"`, `"129,0"`, `"1.234,5"`); unparsable values become NaN.
+
+    A value is read by the convention it fits: `1,234.5` (comma thousands) first, else `1.234,5` (decimal comma),
+    so `129,0` is 129.0, never 1290."""
+    text = values.astype("string").str.strip().str.replace(r"[%$€£]", "", regex=True).str.strip()
+    dotted = text.str.fullmatch(DOT_NUMBER.pattern).fillna(False).astype(bool)
+    comma = ~dotted & text.str.fullmatch(COMMA_NUMBER.pattern).fillna(False).astype(bool)
+    european = text.str.replace(r"[.\s\u00a0\u202f]", "", regex=True).str.replace(",", ".", regex=False)
+    plain = text.str.replace(",", "", regex=False).where(dotted, text)
+    return pd.to_numeric(european.where(comma, plain), errors="coerce")
 
 
 def datetime_from_text(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values.astype("string"), errors="coerce", format="mixed", utc=True)
+    """Dates written as text, by the one format the column's values fit (tabml.data.dates); else ISO 8601 only."""
+    text = values.astype("string").astype(object)
+    fmt = detect_date_format(text).format or "ISO8601"
+    return pd.to_datetime(parse_dates(text, fmt), utc=True)
 
 
 def _is_boolean_text(lowered: set[str]) -> bool:
@@ -50,10 +62,21 @@ def _looks_like_datetime(sample: pd.Series, parse_share: float) -> bool:
     return bool(datetime_from_text(sample).notna().mean() >= parse_share)
 
 
+def is_row_counter(values: pd.Series) -> bool:
+    """Unique integers that are consecutive once sorted (`rownames` 1..n) or step evenly in file order."""
+    numbers = values.dropna().to_numpy(dtype=float)
+    if len(numbers) < 3 or not np.all(np.mod(numbers, 1) == 0) or len(np.unique(numbers)) != len(numbers):
+        return False
+    steps = np.diff(numbers)
+    return bool(np.all(np.diff(np.sort(numbers)) == 1) or (steps[0] != 0 and np.all(steps == steps[0])))
+
+
 def infer_numeric(name: str, values: pd.Series, p: ColumnInferenceParams) -> ColumnDecision:
     nonnull = values.dropna()
     distinct = nonnull.nunique()
     integral = bool(np.all(np.mod(nonnull.to_numpy(dtype=float), 1) == 0))
+    if pd.api.types.is_integer_dtype(values) and len(nonnull) >= p.min_unique_rows and is_row_counter(values):
+        return ColumnDecision(name, "drop", "identifier: a row number or counter (unique, evenly stepped integers)")
     if integral and ID_NAME.search(name) and distinct >= p.unique_share * len(nonnull):
         return ColumnDecision(name, "drop", f"identifier: integer name-tagged as an id, {distinct:,} distinct values")
     if integral and CODE_NAME.search(name) and distinct <= p.code_max_levels:
@@ -80,8 +103,12 @@ def infer_text(name: str, values: pd.Series, p: PreprocessParams) -> ColumnDecis
         mean_length = float(sample.str.len().mean())
         what = "free text" if mean_length > rules.free_text_length else "identifier"
         return ColumnDecision(name, "drop", f"{what}: {unique_share:.0%} of values are unique")
-    if distinct > p.text_levels_threshold and float(sample.str.len().mean()) > rules.free_text_length:
-        return ColumnDecision(name, "drop", f"free text: {distinct:,} distinct long values")
+    if distinct > p.text_levels_threshold and (
+        unique_share > 0.5 or float(sample.str.len().mean()) > rules.free_text_length
+    ):
+        # most values distinct (or long): free text whatever its length; a merchant code repeated stays categorical
+        what = f"{distinct:,} distinct values ({unique_share:.0%} of rows), over preprocess.text_levels_threshold"
+        return ColumnDecision(name, "drop", f"free text: {what}")
     kept = min(distinct, p.max_levels)
     note = f", the {kept} most frequent kept and the rest grouped as 'other'" if distinct > kept else ""
     return ColumnDecision(name, "categorical", f"text with {distinct:,} levels{note}")
@@ -96,6 +123,9 @@ def infer_column(name: str, values: pd.Series, p: PreprocessParams) -> ColumnDec
         return ColumnDecision(name, "drop", f"constant: every value is {nonnull.iloc[0]!r}")
     if pd.api.types.is_bool_dtype(values):
         return ColumnDecision(name, "boolean", "boolean values")
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.dtype.ordered:
+        order = " < ".join(map(str, values.cat.categories[:8])) + (" < ..." if len(values.cat.categories) > 8 else "")
+        return ColumnDecision(name, "categorical", f"ordered categorical ({order})")
     if pd.api.types.is_datetime64_any_dtype(values):
         return ColumnDecision(name, "datetime", "datetime values")
     if pd.api.types.is_numeric_dtype(values):

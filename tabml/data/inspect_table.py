@@ -66,6 +66,22 @@ def guess_id(frame: pd.DataFrame, target: str) -> str | None:
     return None
 
 
+def regression_fit(feature: pd.Series, y: np.ndarray) -> float:
+    """How well one column alone predicts a numeric target: |Spearman rho| for numbers, eta² (R² of group means)
+    for categories; 1.0 = perfectly."""
+    target = pd.Series(y, index=feature.index, dtype="float64")
+    numbers = pd.to_numeric(feature, errors="coerce") if not isinstance(feature.dtype, pd.CategoricalDtype) else None
+    if numbers is not None and numbers.notna().mean() > 0.5:
+        rho = numbers.corr(target, method="spearman")
+        return 0.0 if pd.isna(rho) else float(abs(rho))
+    groups = feature.astype("string").fillna("<missing>")
+    if groups.nunique() > len(groups) / 5:
+        return 0.0  # near-unique text: group means would fit by construction
+    means = target.groupby(groups).transform("mean")
+    total = float(((target - target.mean()) ** 2).sum())
+    return 0.0 if total == 0 else float(1 - ((target - means) ** 2).sum() / total)
+
+
 def separation(feature: pd.Series, y: np.ndarray) -> float:
     """How well one column alone predicts the class (1.0 = perfectly): the share of rows in its purest groups."""
     frame = pd.DataFrame({"x": feature.astype("string").fillna("<missing>"), "y": y})
@@ -93,13 +109,20 @@ def suggest(frame: pd.DataFrame, path: Path, target: str | None, p: PreprocessPa
     positive = str(labels.value_counts().index[-1]) if task == "binary" else None
     out = Suggestion(dataset_name(path), target, task, positive, guess_id(frame, target))
     known = frame[target].notna().to_numpy()
-    y = pd.Categorical(labels).codes if task != "regression" else None
+    y = pd.Categorical(labels).codes if task != "regression" else pd.to_numeric(frame.loc[known, target]).to_numpy()
     for column in map(str, frame.columns):
         if column in (target, out.id_column):
             continue
         decision = infer_column(column, frame[column], p)
         out.notes[column] = f"{decision.kind}: {decision.reason}"
-        if y is not None and decision.kind != "drop" and separation(frame.loc[known, column], y) >= LEAK_SEPARATION:
+        if decision.kind == "drop" and decision.reason.startswith("identifier: a row number"):
+            if out.id_column is None:
+                out.id_column = column
+            else:
+                out.drop_columns.append(column)
+            continue
+        fit = regression_fit if task == "regression" else separation
+        if decision.kind != "drop" and fit(frame.loc[known, column], y) >= LEAK_SEPARATION:
             out.drop_columns.append(column)
             out.notes[column] = f"LIKELY LEAK: predicts {target!r} almost perfectly on its own; review before use"
     return out

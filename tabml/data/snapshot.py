@@ -1,4 +1,5 @@
-"""The snapshot artifacts: what ingest wrote (`ingest.snapshot`) and what validate accepted (`preprocess.input`).
+"""The snapshot artifacts: what ingest wrote (`ingest.snapshot`, `ingest.report`) and what validate accepted
+(`preprocess.input`).
 
 Both are Parquet files of the landing table exactly as read; the accepted one is replaced atomically and only
 when a snapshot passes validation, so preprocess, evaluate and register always read the last good batch.
@@ -6,6 +7,7 @@ when a snapshot passes validation, so preprocess, evaluate and register always r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -13,14 +15,25 @@ from pathlib import Path
 import pandas as pd
 
 from tabml.core.errors import StageError
+from tabml.data.dialect import Dialect
+
+DIALECT_KEY = b"tabml.dialect"
 
 
-def write_snapshot(frame: pd.DataFrame, path: Path) -> Path:
-    """The table as ingest read it; written beside and renamed, so a crash never leaves half a file."""
+def write_snapshot(frame: pd.DataFrame, path: Path, dialect: Dialect | None = None) -> Path:
+    """The table as ingest read it, with the dialect it was read with in the Parquet metadata; written beside
+    and renamed, so a crash never leaves half a file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        frame.to_parquet(partial, index=False)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if dialect is not None:
+            extra = {DIALECT_KEY: dialect.model_dump_json().encode()}
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+        pq.write_table(table, partial)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
@@ -71,3 +84,20 @@ def read_accepted(path: Path) -> pd.DataFrame:
             "quarantined and never becomes the accepted snapshot",
         )
     return pd.read_parquet(path)
+
+
+def write_ingest_report(summary: dict[str, object], path: Path) -> Path:
+    """`ingest.report`: rows, columns and the dialect the landing table was read with."""
+    from tabml.core.files import write_text_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+    return path
+
+
+def read_snapshot_dialect(path: Path) -> Dialect | None:
+    """How ingest read the table, from the snapshot's metadata; None for snapshots written before dialects."""
+    import pyarrow.parquet as pq
+
+    found = (pq.read_schema(path).metadata or {}).get(DIALECT_KEY) if path.exists() else None
+    return Dialect.model_validate_json(found) if found else None

@@ -1,12 +1,15 @@
-"""Batch prediction: score a CSV or Parquet file with a registered model version (production by default).
+"""Batch prediction: score a CSV, Parquet or .xlsx file with a registered model version (production by default).
 
     python -m tabml.predict INPUT OUTPUT [--version N | --stage production|staging] [--name credit]
 
-The package is verified against its MANIFEST first (a tampered file is refused), the input is checked
-against the model's input schema (missing columns, unparseable numbers or dates: a clear error, nothing
-written), rows are transformed with the package's own preprocess_state.json, and the output holds, per
-input row and in input order: the id column (when `data.id_column` was set and the input has it), the
-prediction in the file's own labels (or target units), the probabilities, and the model name and version.
+The package is verified against its MANIFEST first (a tampered file is refused); the input is read by the
+reader of record with the dialect the training table was read with as hints (a small batch whose dates or
+decimals are ambiguous reads as training did); it is checked like a training batch against the package's
+reference (tabml.predict.checks: types, levels, ranges, nulls; `predict.checks` says refuse or warn, rows are
+named); rows are transformed with the package's own preprocess_state.json, and the output holds, per input
+row and in input order: the id column (when `data.id_column` was set and the input has it), the
+`predict.passthrough_columns`, the prediction in the file's own labels (or target units), the probabilities,
+the model name and version, and `predict.status_column` when set. Without a params file every check refuses.
 """
 
 from __future__ import annotations
@@ -19,20 +22,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tabml.core.data_params import PredictChecks
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import ExitCode, StageError
 from tabml.core.files import atomic_path
 from tabml.core.fs_errors import file_system_failure
-from tabml.core.params import DEFAULT_PARAMS, ParamsError, load_params
+from tabml.core.params import DEFAULT_PARAMS, ParamsError, PredictParams, load_params
 from tabml.data.preprocessing import PreprocessState
 from tabml.evaluation.scorer import Scorer
-from tabml.predict.checks import check_input, check_output
+from tabml.predict.checks import check_input, check_output, row_status
 from tabml.predict.prediction_log import PredictionLog
 from tabml.registry.cli import model_name_arg
-from tabml.registry.package import Package, load_scorer, signing_key
+from tabml.registry.package import REFERENCE_FILE, Package, load_scorer, signing_key
 from tabml.registry.store import load_package
+from tabml.validation.reference import Reference
 
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+STRICT = PredictParams(  # no params file: nothing is scored that a check would question
+    checks=PredictChecks(types="refuse", levels="refuse", ranges="refuse", nulls="refuse"),
+    status_column=None,
+    passthrough_columns=[],
+)
 
 
 @dataclass(frozen=True)
@@ -60,12 +70,17 @@ def prediction_columns(state: PreprocessState, threshold: float | None, scores: 
     return out
 
 
-def prediction_frame(scorer: Scorer, frame: pd.DataFrame, name: str, version: int) -> pd.DataFrame:
-    """Pure: one output row per input row: [id], prediction, probabilities, model name and version."""
+def prediction_frame(
+    scorer: Scorer, frame: pd.DataFrame, name: str, version: int, passthrough: list[str] | None = None
+) -> pd.DataFrame:
+    """Pure: one output row per input row: [id], passthrough columns, prediction, probabilities, model, version."""
     state, scores = scorer.state, scorer.scores(frame)
     out = pd.DataFrame(index=frame.index)
     if state.id_column and state.id_column in frame.columns:
         out[state.id_column] = frame[state.id_column]
+    for column in passthrough or []:
+        if column not in out.columns:
+            out[column] = frame[column]
     for column, values in prediction_columns(state, scorer.threshold, scores).items():
         out[column] = values
     out["model_name"] = name
@@ -101,6 +116,28 @@ def load_model_package(
         ) from None
 
 
+def package_reference(package: Package) -> Reference | None:
+    """The reference the model was trained under; None (schema checks only) for packages that predate it."""
+    if not (package.path / REFERENCE_FILE).exists():
+        print(
+            f"[predict] note: {package.name} v{package.entry.version} carries no {REFERENCE_FILE}: only the input "
+            "schema is checked (register the model again for level, range and null checks)",
+            file=sys.stderr,
+        )
+        return None
+    return Reference.model_validate(package.document(REFERENCE_FILE))
+
+
+def check_passthrough(frame: pd.DataFrame, policy: PredictParams, source: Path) -> None:
+    missing = [c for c in policy.passthrough_columns if c not in frame.columns]
+    if missing:
+        raise StageError(
+            f"predict.passthrough_columns names columns that are not in the input: {missing}",
+            source,
+            f"use columns of the input ({list(frame.columns)[:20]}) or remove them from predict.passthrough_columns",
+        )
+
+
 def predict_file(
     registry_dir: Path,
     name: str,
@@ -111,19 +148,26 @@ def predict_file(
     key: bytes | None = None,
     protected: tuple[Path, ...] = (),
     log: PredictionLog | None = None,
+    policy: PredictParams = STRICT,
 ) -> PredictionRun:
-    """Verify the package, validate the input, score it, write the predictions (never into the registry or
-    the `protected` folders; appended to `log` when given)."""
-    from tabml.data.tables import read_table
+    """Verify the package, read and check the input as training was, score it, write the predictions (never into
+    the registry or the `protected` folders; appended to `log` when given)."""
+    from tabml.data.tables import ReadOptions, read_table
 
     check_output(output, [registry_dir, *protected])
     package, scorer = load_model_package(registry_dir, name, version, stage, key)
-    frame = read_table(source)
-    check_input(frame, package, source)
-    predictions = prediction_frame(scorer, frame, name, package.entry.version)
-    written = write_table(predictions, output)
+    reference = package_reference(package)
+    frame = read_table(source, ReadOptions(), hints=reference.dialect if reference else None)
+    check_passthrough(frame, policy, source)
+    problems = check_input(frame, package, source, reference, policy)
+    for problem in problems:
+        print(f"[predict] warning: {source}: {problem.message}", file=sys.stderr)
+    out = prediction_frame(scorer, frame, name, package.entry.version, policy.passthrough_columns)
+    if policy.status_column:
+        out[policy.status_column] = row_status(len(frame), problems)
+    written = write_table(out, output)
     if log is not None:
-        log.append(name, package.entry.version, frame, predictions, scorer.state.id_column)
+        log.append(name, package.entry.version, frame, out, scorer.state.id_column)
     return PredictionRun(name, package.entry.version, len(frame), written)
 
 
@@ -136,19 +180,21 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--stage", choices=["production", "staging"], help="default: production")
     parser.add_argument("--name", type=model_name_arg, help="model line (default: data.name from params)")
     parser.add_argument("--registry-dir", type=Path, help="default: register.registry_dir from params")
-    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
+    parser.add_argument("--params", type=Path, help=f"default: {DEFAULT_PARAMS} (for --name/--registry-dir/predict:)")
     args = parser.parse_args(argv)
     quiet_telemetry()
     try:
-        params = load_params(args.params) if not (args.name and args.registry_dir) else None
+        needed = args.params is not None or not (args.name and args.registry_dir)
+        params = load_params(args.params or DEFAULT_PARAMS) if needed else None
         name = args.name or params.data.name  # type: ignore[union-attr]
         registry_dir = args.registry_dir or params.register_.registry_dir  # type: ignore[union-attr]
         key = signing_key(params.register_) if params else None
         protected = (params.validate_.reference_dir,) if params else ()
         log = PredictionLog.from_params(params.serve) if params and params.serve.log_sample_rate > 0 else None
+        policy = params.predict if params is not None else STRICT
         try:
             done = predict_file(
-                registry_dir, name, args.input, args.output, args.version, args.stage, key, protected, log=log
+                registry_dir, name, args.input, args.output, args.version, args.stage, key, protected, log, policy
             )
         finally:
             if log is not None:

@@ -31,6 +31,7 @@ METRICS_FILE = "metrics.json"
 INPUT_SCHEMA_FILE = "input_schema.json"
 LINEAGE_FILE = "lineage.json"
 GATE_REPORT_FILE = "gate_report.json"
+REFERENCE_FILE = "reference.json"  # the validation reference the model was trained under (predict checks against it)
 DOCUMENTS = (LINEAGE_FILE, GATE_REPORT_FILE, INPUT_SCHEMA_FILE)  # written by register, shown by `registry show`
 TAMPERED_TODO = "do not use this package; register the model again or restore the folder"
 

@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from tabml.core.params import DataParams, TaskType, ValidateParams
+from tabml.data.dialect import Dialect
 from tabml.validation.drift import CategoricalProfile, NumericProfile, categorical_profile, numeric_profile
 
 EXAMPLES = 5  # values quoted per failed check
@@ -65,11 +66,14 @@ class Reference(_Model):
     target: TargetReference
     id_column: str | None = None
     columns: dict[str, ColumnReference]
+    dialect: Dialect | None = None  # how the reference table was read: new batches and predict inputs alike
 
     def to_json_dict(self) -> dict[str, Any]:
         """Plain JSON; per-column keys that do not apply are left out so the file reads easily."""
         out = self.model_dump(mode="json")
         out["columns"] = {c: col.model_dump(mode="json", exclude_none=True) for c, col in self.columns.items()}
+        if self.dialect is None:
+            del out["dialect"]
         return out
 
     def to_json_text(self) -> str:
@@ -149,7 +153,9 @@ def drift_profile(s: pd.Series, kind: Kind, p: ValidateParams) -> NumericProfile
     return categorical_profile(s, p.drift.bins) if kind in ("string", "boolean") else None
 
 
-def derive_reference(df: pd.DataFrame, data: DataParams, p: ValidateParams, snapshot: str) -> Reference:
+def derive_reference(
+    df: pd.DataFrame, data: DataParams, p: ValidateParams, snapshot: str, dialect: Dialect | None = None
+) -> Reference:
     """Profile a table into the reference that later snapshots are checked against."""
     classified = data.task != "regression"
     plain_columns = [c for c in df.columns if c not in excluded_columns(data)]
@@ -167,4 +173,5 @@ def derive_reference(df: pd.DataFrame, data: DataParams, p: ValidateParams, snap
         target=TargetReference(column=data.target, task=data.task, classes=classes),
         id_column=data.id_column,
         columns=columns,
+        dialect=dialect,
     )

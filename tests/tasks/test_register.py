@@ -26,6 +26,7 @@ PACKAGE_CORE = {
     "preprocess_state.json",
     "preprocess_report.json",
     "input_schema.json",
+    "reference.json",  # the validation reference predict checks inputs against
     "metrics.json",
     "lineage.json",
     "gate_report.json",

@@ -38,11 +38,35 @@ def test_bad_task_type_names_the_key_and_choices(tmp_path: Path) -> None:
         load_params(write(tmp_path, raw))
 
 
-@pytest.mark.parametrize(("yaml_value", "text"), [(True, "True"), (1, "1"), ("yes", "yes")])
+@pytest.mark.parametrize(("yaml_value", "text"), [(1, "1"), ("yes", "yes"), ("True", "True")])
 def test_positive_class_is_read_as_the_text_in_the_file(tmp_path: Path, yaml_value: object, text: str) -> None:
     raw = project_params()
     raw["data"]["positive_class"] = yaml_value
     assert load_params(write(tmp_path, raw)).data.positive_class == text
+
+
+def test_an_unquoted_yes_is_refused_saying_to_quote_it(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(EXAMPLE_PARAMS.read_text().replace("positive_class: bad ", "positive_class: yes "))
+    with pytest.raises(
+        ParamsError, match=r'data\.positive_class: YAML read the label as the boolean True; quote it.*"yes"'
+    ):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("drop_columns", ["Status"], r"target 'Status' is listed in data\.drop_columns"),
+        ("column_types", {"Status": "categorical"}, r"target 'Status' has a data\.column_types override"),
+        ("date_formats", {"When": "dd/mm/yyyy"}, r"data\.date_formats\.When: 'dd/mm/yyyy' is no strptime format"),
+    ],
+)
+def test_roles_that_contradict_the_target_are_errors(tmp_path: Path, key: str, value: object, message: str) -> None:
+    raw = project_params()
+    raw["data"][key] = value
+    with pytest.raises(ParamsError, match=message):
+        load_params(write(tmp_path, raw))
 
 
 def test_missing_file_says_where_to_run(tmp_path: Path) -> None:

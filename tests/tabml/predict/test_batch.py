@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tabml.core.data_params import PredictChecks
 from tabml.core.errors import StageError
-from tabml.core.params import Params
+from tabml.core.params import Params, PredictParams
 from tabml.predict import batch as predict
 from tabml.registry.index import RegistryError
 from tasks import register
@@ -137,3 +138,74 @@ def test_a_model_name_outside_the_registry_pattern_is_a_usage_error(
     with pytest.raises(SystemExit) as info:
         predict.main(["in.csv", str(tmp_path / "o.csv"), "--name", "../../x", "--registry-dir", str(root / "registry")])
     assert info.value.code == 2 and "not a model name: '../../x'" in capsys.readouterr().err
+
+
+def _european(frame: pd.DataFrame, path: Path) -> Path:
+    """A `;`-separated Excel export with decimal commas and `1.000` thousands."""
+    amounts = frame["Amount"].map(lambda v: f"{v:,}".replace(",", "."))
+    path.write_text(frame.assign(Amount=amounts).to_csv(index=False, sep=";", decimal=","), encoding="cp1252")
+    return path
+
+
+def test_a_european_export_scores_exactly_like_the_clean_file(registered: tuple[Path, Params], tmp_path: Path) -> None:
+    root, _ = registered
+    rows = new_rows(200)
+    assert (rows["Amount"] >= 1000).any() and (rows["Income"].dropna() % 1 != 0).any() is not None
+    clean = predict.predict_file(root / "registry", "credit", _csv(rows, tmp_path / "c.csv"), tmp_path / "c_out.csv")
+    euro = predict.predict_file(
+        root / "registry", "credit", _european(rows, tmp_path / "e.csv"), tmp_path / "e.csv.out.csv"
+    )
+    assert clean.rows == euro.rows == 200
+    pd.testing.assert_frame_equal(pd.read_csv(clean.output), pd.read_csv(euro.output))
+
+
+def policy(**checks: str) -> PredictParams:
+    base = {"types": "refuse", "levels": "refuse", "ranges": "warn", "nulls": "warn"} | checks
+    return PredictParams(checks=PredictChecks(**base), status_column="input_status", passthrough_columns=["Home"])
+
+
+def test_upper_cased_or_unseen_levels_are_refused_naming_the_rows(
+    registered: tuple[Path, Params], tmp_path: Path
+) -> None:
+    root, _ = registered
+    rows = new_rows(30).reset_index(drop=True)
+    rows.loc[[2, 5], "Home"] = rows.loc[[2, 5], "Home"].str.upper()
+    rows.loc[7, "Job"] = "astronaut"
+    source = _csv(rows, tmp_path / "cased.csv")
+    with pytest.raises(StageError) as caught:
+        predict.predict_file(root / "registry", "credit", source, tmp_path / "out.csv", policy=policy())
+    what = caught.value.what
+    assert "column 'Home': 2 value(s) the model never saw" in what and "differ only in case from" in what
+    assert "(rows 3, 6)" in what and "column 'Job': 1 value(s)" in what and "(row 8)" in what
+    assert "predict.checks.levels: warn" in caught.value.todo and not (tmp_path / "out.csv").exists()
+
+
+def test_with_warn_the_rows_are_scored_and_flagged_with_the_id_and_passthrough_columns(
+    registered: tuple[Path, Params], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = registered
+    rows = new_rows(30).reset_index(drop=True)
+    rows.loc[[2, 5], "Home"] = rows.loc[[2, 5], "Home"].str.upper()
+    source = _csv(rows, tmp_path / "cased.csv")
+    done = predict.predict_file(root / "registry", "credit", source, tmp_path / "o.csv", policy=policy(levels="warn"))
+    out = pd.read_csv(done.output)
+    assert list(out.columns)[:3] == ["loan_id", "Home", "prediction"] and out.columns[-1] == "input_status"
+    assert out["loan_id"].tolist() == rows["loan_id"].tolist() and out["Home"].tolist() == rows["Home"].tolist()
+    flagged = out.index[out["input_status"] != "ok"].tolist()
+    assert flagged == [2, 5] and out.loc[2, "input_status"] == "levels:Home"
+    assert "[predict] warning:" in capsys.readouterr().err
+
+
+def test_out_of_range_numbers_warn_per_policy_and_refuse_without_params(
+    registered: tuple[Path, Params], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = registered
+    rows = new_rows(20).reset_index(drop=True)
+    rows.loc[[0, 9], "Income"] = 1e7
+    source = _csv(rows, tmp_path / "wide.csv")
+    done = predict.predict_file(root / "registry", "credit", source, tmp_path / "o.csv", policy=policy())
+    err = capsys.readouterr().err
+    assert "column 'Income': 2 value(s) outside the reference range" in err and "(rows 1, 10)" in err
+    assert pd.read_csv(done.output)["input_status"].tolist()[:2] == ["ranges:Income", "ok"]
+    assert run(root, str(source), str(tmp_path / "strict.csv")) == 1  # no params file: every check refuses
+    assert "outside the reference range" in capsys.readouterr().err and not (tmp_path / "strict.csv").exists()
