@@ -207,5 +207,5 @@ def test_out_of_range_numbers_warn_per_policy_and_refuse_without_params(
     err = capsys.readouterr().err
     assert "column 'Income': 2 value(s) outside the reference range" in err and "(rows 1, 10)" in err
     assert pd.read_csv(done.output)["input_status"].tolist()[:2] == ["ranges:Income", "ok"]
-    assert run(root, str(source), str(tmp_path / "strict.csv")) == 1  # no params file: every check refuses
+    assert run(root, str(source), str(tmp_path / "strict.csv")) == 65  # no params file: every check refuses
     assert "outside the reference range" in capsys.readouterr().err and not (tmp_path / "strict.csv").exists()
