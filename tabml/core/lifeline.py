@@ -49,8 +49,10 @@ def flow_pid() -> int | None:
 def tie_to_flow(stage: str) -> None:
     """Under the flow: lead a process group (unless a parent stage process already does) and watch the flow."""
     pid = flow_pid()
-    if pid is None or os.environ.get(STAGE_GROUP_ENV):
-        return  # not under a flow, or a child of a stage process (a DDP rank): its group leader watches
+    if pid is None or pid == os.getpid() or os.environ.get(STAGE_GROUP_ENV):
+        # not under a flow; a stage called in the flow's own process (a test, a notebook): never regroup it; or a
+        # child of a stage process (a DDP rank): its group leader watches
+        return
     with contextlib.suppress(OSError):  # already a group or session leader: keep it
         os.setpgid(0, 0)
     os.environ[STAGE_GROUP_ENV] = str(os.getpgrp())

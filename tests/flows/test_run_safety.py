@@ -122,7 +122,8 @@ def test_crashed_stage_is_retried_resumes_from_its_checkpoint_and_joins_one_wand
 def test_timed_out_stage_is_stopped_and_retried(
     use_prefect_api: PrefectServer, toy_template: Path, tmp_path: Path
 ) -> None:
-    root = toy(toy_template, tmp_path / "toy", "hang-once", retries=1, retry_delay_seconds=0, timeout_seconds=2)
+    # 10 s: the first attempt hangs for 60 s; a loaded machine must still start the retry's `dvc repro` within it
+    root = toy(toy_template, tmp_path / "toy", "hang-once", retries=1, retry_delay_seconds=0, timeout_seconds=10)
     training_pipeline(root=str(root))
     assert [a["resumed"] for a in attempts(root)] == [False, True]
     assert (root / "work.txt").read_text() == "epoch 1"
