@@ -1,6 +1,8 @@
 """The training pipeline as a Prefect flow: dvc.yaml's stages, in DVC's order, each run through DVC.
 
-A flow run and `dvc repro` therefore skip the same stages and write the same dvc.lock. One run at a time
+A flow run and `dvc repro` therefore skip the same stages and write the same dvc.lock. Every stage is a task run
+named after it, in every run: a stage DVC skips ends Completed with the state name "Skipped", the reason and the
+time its check took. One run at a time
 holds the workspace (tabml.orchestration.workspace_lock); a stage that fails is retried only when its exit code
 says a rerun could help (tabml.orchestration.dvc_stages); a failed run is reported (flow_hooks, notify); a
 successful scheduled run is pushed and its dvc.lock committed on a run branch (publish_run).
@@ -24,6 +26,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext
+from prefect.states import Completed
 
 from tabml.core.dag import PipelineDefinitionError
 from tabml.core.env import quiet_telemetry
@@ -41,6 +44,8 @@ from tabml.tracking.runs import RUN_ID_ENV as WANDB_RUN_ENV  # train and evaluat
 from tabml.tracking.runs import wandb_run_id
 
 PUBLISH_STEP = "publish"  # the flow's own last step; its retry policy is orchestration.stages.publish
+SKIPPED = "Skipped"  # the state name (type Completed) of a stage's task run when DVC skipped the stage
+UP_TO_DATE = "up to date: its deps, params and outs match dvc.lock, so DVC skipped it"
 
 
 def retry_if_it_can_help(task: Any, task_run: TaskRun, state: State) -> bool:
@@ -50,9 +55,23 @@ def retry_if_it_can_help(task: Any, task_run: TaskRun, state: State) -> bool:
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
-def run_stage(root: str, name: str, force: bool, env: dict[str, str]) -> StageOutcome:
-    """One dvc.yaml stage through DVC; the flow renames this task after the stage."""
-    return reproduce_stage(root, name, force=force, env=env)
+def run_stage(root: str, name: str, force: bool, env: dict[str, str]) -> StageOutcome | State:
+    """One dvc.yaml stage through DVC; the flow renames this task after the stage. Ends "Skipped" if DVC skipped it."""
+    outcome = reproduce_stage(root, name, force=force, env=env)
+    if outcome.status == "skipped":  # the plan said it would run, DVC found nothing to do (e.g. restored deps)
+        return skipped_state(outcome)
+    return outcome
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def skip_stage(outcome: StageOutcome) -> State:
+    """A stage the plan found up to date: a task run of its own, ending Completed, named "Skipped", with the reason."""
+    return skipped_state(outcome)
+
+
+def skipped_state(outcome: StageOutcome) -> State:
+    """The final state of a skipped stage's task run (no data: the flow keeps the outcome)."""
+    return Completed(name=SKIPPED, message=f"{UP_TO_DATE} (checked in {outcome.seconds:.2f}s)")
 
 
 @task(name=PUBLISH_STEP, cache_policy=NO_CACHE, persist_result=False)
@@ -105,7 +124,7 @@ def training_pipeline(
 
 def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, str]) -> list[StageOutcome]:
     logger = get_run_logger()
-    plan = plan_pipeline(project, force=force)  # one DVC pass: unchanged stages get no task at all
+    plan = plan_pipeline(project, force=force)  # one DVC pass; unchanged stages get a "Skipped" task run
     stages = plan.order
     unknown = params.orchestration.unknown_stages({*stages, PUBLISH_STEP})
     if unknown:
@@ -116,17 +135,22 @@ def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, s
     outcomes: list[StageOutcome] = []
     for position, name in enumerate(stages, start=1):
         if name in plan.up_to_date:
-            outcome = StageOutcome(name=name, status="skipped", seconds=0.0)
+            seconds = plan.checked_seconds.get(name, 0.0)
+            outcome = StageOutcome(name=name, status="skipped", seconds=seconds)
+            _named(skip_stage, name)(outcome)
         else:
             policy = params.orchestration.policy(name)
             started = time.perf_counter()
             try:
-                outcome = _as_task(run_stage, name, policy)(str(project), name, force, env)
+                result = _as_task(run_stage, name, policy)(str(project), name, force, env)
             except Exception as exc:
                 failure = _as_stage_failure(name, exc, policy.timeout_seconds)
                 logger.error(f"[{position}/{len(stages)}] {name}: FAILED after {time.perf_counter() - started:.1f}s")
                 publish_summary(params, outcomes, failure=failure, not_run=stages[position:])
                 raise failure from exc
+            if not isinstance(result, StageOutcome):  # DVC skipped it after all: the task ended "Skipped"
+                result = StageOutcome(name=name, status="skipped", seconds=time.perf_counter() - started)
+            outcome = result
         outcomes.append(outcome)
         logger.info(status_line(position, len(stages), outcome))
     return outcomes
@@ -154,9 +178,14 @@ def _publish(
     return published
 
 
+def _named(fn: Any, name: str) -> Any:
+    return fn.with_options(name=name, task_run_name=name)  # the run graph and task-run list show the stage's name
+
+
 def _as_task(fn: Any, name: str, policy: StagePolicy) -> Any:
     return fn.with_options(
         name=name,
+        task_run_name=name,
         retries=policy.retries,
         retry_delay_seconds=policy.retry_delays() or 0,
         retry_condition_fn=retry_if_it_can_help,

@@ -199,3 +199,39 @@ def test_timeout_fails_the_stage_and_stops_its_command(prefect_server: None, toy
         training_pipeline(root=str(toy))
     pid = int((toy / "nap.pid").read_text())
     assert not psutil.pid_exists(pid), "the timed-out stage command is still running"
+
+
+def task_run_states(flow_run_id: str, expected: int) -> dict[str, tuple[str, str]]:
+    """{task run name: (state type, state name)} of a flow run, read back from the server's API.
+
+    Prefect records task runs from the events a run emits, a moment after the run ends: wait for them.
+    """
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            states = {run.name: (run.state_type.value if run.state_type else "", run.state_name or "") for run in runs}
+            done = all(kind in {"COMPLETED", "FAILED"} for kind, _ in states.values())
+            if (len(states) >= expected and done) or time.monotonic() > deadline:
+                return states
+            time.sleep(0.2)
+
+
+def test_every_stage_is_a_task_run_named_after_it_and_skipped_ones_say_so(prefect_server: None, toy: Path) -> None:
+    _, first_run = run_flow(toy)
+    assert task_run_states(first_run, len(TOY_ORDER)) == dict.fromkeys(TOY_ORDER, ("COMPLETED", "Completed"))
+    (toy / "extra.txt").write_text("extra, edited\n")  # second and third change; first is up to date
+    outcomes, second_run = run_flow(toy)
+    assert statuses(outcomes) == {"first": "skipped", "second": "ran", "third": "ran"}
+    assert task_run_states(second_run, len(TOY_ORDER)) == {
+        "first": ("COMPLETED", "Skipped"),
+        "second": ("COMPLETED", "Completed"),
+        "third": ("COMPLETED", "Completed"),
+    }
+    _, third_run = run_flow(toy)
+    assert task_run_states(third_run, len(TOY_ORDER)) == dict.fromkeys(TOY_ORDER, ("COMPLETED", "Skipped"))
