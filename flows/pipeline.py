@@ -26,7 +26,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext
-from prefect.states import Completed
+from prefect.states import Completed, Failed
 
 from tabml.core.dag import PipelineDefinitionError
 from tabml.core.env import quiet_telemetry
@@ -80,7 +80,8 @@ def publish_step(root: str, flow_run_id: str, started: datetime, remote: str | N
     return publish_run(Path(root), flow_run_id=flow_run_id, started=started, remote=remote, branch_prefix=branch_prefix)
 
 
-@flow(name="training-pipeline", on_failure=[notify_failure], on_crashed=[notify_failure])
+# persist_result=False: a persisted return value would show as a stray "unknown" artifact of result-storage JSON
+@flow(name="training-pipeline", persist_result=False, on_failure=[notify_failure], on_crashed=[notify_failure])
 def training_pipeline(
     root: str = ".",
     force: bool = False,
@@ -97,18 +98,34 @@ def training_pipeline(
     reads for its own settings; the stages always read what dvc.yaml reads. `publish`:
     None = `orchestration.publish.scheduled` for deployment runs, `.manual` otherwise.
     """
+    try:
+        return _pipeline(Path(root).resolve(), force, params_file, params_overrides or [], data_path, publish)
+    except Exception as exc:  # noqa: BLE001 - every failure ends the run Failed, and the caller gets it raised
+        # Returned, not raised: Prefect would pickle a raised exception into result storage, and the server would
+        # show it as an unnamed "unknown" artifact. Kept in memory, the hooks and the caller still get it.
+        get_run_logger().error(f"{type(exc).__name__}: {exc}")
+        return Failed(message=f"{type(exc).__name__}: {exc}", data=exc)  # type: ignore[return-value]
+
+
+def _pipeline(
+    project: Path,
+    force: bool,
+    params_file: str,
+    params_overrides: list[str],
+    data_path: str | None,
+    publish: bool | None,
+) -> list[StageOutcome]:
     quiet_telemetry()
     logging.getLogger("dvc").propagate = False  # DVC prints its own lines; Prefect's console would repeat them
     logger = get_run_logger()
     started = datetime.now(UTC)
-    project = Path(root).resolve()
     context = FlowRunContext.get()
     run = context.flow_run if context else None
     run_id = str(run.id) if run else ""
     lock_timeout = load_flow_params(project / params_file).orchestration.lock_timeout_seconds
     holder = f"flow run {run.name if run else '?'} ({run_id})"
     with workspace_lock(project, lock_timeout, holder=holder, on_wait=logger.warning):
-        overrides = [*(params_overrides or []), *([override_for("data.path", data_path)] if data_path else [])]
+        overrides = [*params_overrides, *([override_for("data.path", data_path)] if data_path else [])]
         if overrides:
             apply_param_overrides(project, overrides)
             logger.info(f"params.yaml overrides applied: {overrides}")

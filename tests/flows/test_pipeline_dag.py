@@ -235,3 +235,67 @@ def test_every_stage_is_a_task_run_named_after_it_and_skipped_ones_say_so(prefec
     }
     _, third_run = run_flow(toy)
     assert task_run_states(third_run, len(TOY_ORDER)) == dict.fromkeys(TOY_ORDER, ("COMPLETED", "Skipped"))
+
+
+def flow_run_artifacts(flow_run_id: str) -> dict[str | None, Any]:
+    """{key: artifact} of one flow run, from the server (unkeyed ones under None)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {artifact.key: artifact for artifact in found}
+
+
+def test_a_run_leaves_only_its_named_artifacts_no_result_storage_json(prefect_server: None, toy: Path) -> None:
+    _, ok_run = run_flow(toy)
+    assert set(flow_run_artifacts(ok_run)) == {SUMMARY_KEY}
+    break_second(toy)
+    state = training_pipeline(root=str(toy), return_state=True)
+    assert state.is_failed()
+    assert set(flow_run_artifacts(str(state.state_details.flow_run_id))) == {SUMMARY_KEY}
+
+
+def test_the_summary_links_data_docs_absolutely_and_tables_metrics_and_checks(
+    prefect_server: None, tmp_path: Path
+) -> None:
+    import json
+
+    from prefect import flow
+
+    from tabml.core.ops_params import OrchestrationParams
+    from tabml.orchestration.flow_hooks import DATA_DOCS_KEY, METRICS_KEY, VALIDATION_KEY, publish_summary
+    from tabml.orchestration.flow_params import FlowParams
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/docs.html").write_text("<html>docs</html>")
+    check = {"name": "type", "column": "Age", "severity": "error", "success": True, "expected": "integer"}
+    validation = {"success": True, "data_docs": "reports/docs.html", "checks": [check]}
+    (tmp_path / "reports/validation.json").write_text(json.dumps(validation))
+    (tmp_path / "reports/metrics.json").write_text(json.dumps({"test": {"auroc": 0.8}, "threshold": 0.4}))
+    (tmp_path / "reports/registration.json").write_text(json.dumps({"passed": True, "version": 4}))
+    params = FlowParams(
+        OrchestrationParams.model_validate(example_orchestration()),
+        validation_report=tmp_path / "reports/validation.json",
+        metrics=tmp_path / "reports/metrics.json",
+        registration_record=tmp_path / "reports/registration.json",
+        root=tmp_path,
+    )
+    outcomes = [StageOutcome(name, "skipped", 0.0) for name in ("validate", "evaluate", "register")]
+
+    @flow(name="summary-only", persist_result=False)
+    def summary_only() -> None:
+        publish_summary(params, outcomes)
+
+    state = summary_only(return_state=True)
+    artifacts = flow_run_artifacts(str(state.state_details.flow_run_id))
+    assert set(artifacts) == {SUMMARY_KEY, DATA_DOCS_KEY, VALIDATION_KEY, METRICS_KEY}
+    uri = (tmp_path / "reports/docs.html").resolve().as_uri()
+    assert f"({uri})" in str(artifacts[DATA_DOCS_KEY].data)  # a link artifact: Prefect stores it as Markdown
+    assert f"]({uri})" in str(artifacts[SUMMARY_KEY].data)
+    assert "version: 4" not in str(artifacts[SUMMARY_KEY].data)  # register was skipped: this run registered nothing
+    assert "auroc" in str(artifacts[METRICS_KEY].data) and "decision threshold" in str(artifacts[METRICS_KEY].data)
+    assert artifacts[METRICS_KEY].type == artifacts[VALIDATION_KEY].type == "table"
+    assert "Age" in str(artifacts[VALIDATION_KEY].data)
