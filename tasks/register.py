@@ -17,7 +17,7 @@ from tabml.core.files import utc_now
 from tabml.core.params import DEFAULT_PARAMS, Params
 from tabml.core.stage import stage_main
 from tabml.data.processed import read_state
-from tabml.evaluation.outputs import read_metrics
+from tabml.evaluation.outputs import details_path, read_evaluation
 from tabml.registry.gate import Candidate, ChampionEvidence, ChampionUnavailable, GateDecision, gate
 from tabml.registry.index import ActiveStage, RegistryIndex, VersionEntry, production_version, stage_moves
 from tabml.registry.package import GATE_REPORT_FILE, INPUT_SCHEMA_FILE, LINEAGE_FILE, input_schema, package_sources
@@ -100,10 +100,10 @@ def run(params: Params) -> list[Path]:
     from tabml.validation.report import reference_path
 
     p, name, task = params.register_, params.data.name, params.data.task
-    metrics_doc = read_metrics(params.evaluate.metrics)
+    metrics_doc = read_evaluation(params.evaluate)  # metrics.json and details.json (baselines, n_test)
     if metrics_doc.get("task") != task:
         what = f"metrics are for task {metrics_doc.get('task')!r} but data.task is {task!r}"
-        raise StageError(what, params.evaluate.metrics, "re-run evaluation: dvc repro evaluate")
+        raise StageError(what, details_path(params.evaluate), "re-run evaluation: dvc repro evaluate")
     candidate = Candidate(metrics_doc.get("test") or {}, metrics_doc.get("baselines") or {})
     decision = gate(candidate, None, task, p)  # the registration tier needs no champion
     if not decision.passed:
