@@ -68,7 +68,10 @@ bench-validation: setup  ## GX validation vs the same checks in pandas, 1,000,00
 	$(PY) -m bench.validation_speed
 
 # Reviewing experiments (docs/experiments.md): the comparison page, and uploading offline W&B runs once.
-.PHONY: report wandb-sync bench-tracking
+.PHONY: report plots wandb-sync bench-tracking
+plots: setup  ## dvc_plots/index.html: exactly the plots this task has rows for (tools/plot_targets.py)
+	targets=$$($(PY) -m tools.plot_targets) && dvc plots show $$targets
+
 report: setup  ## reports/compare.html: the last 5 DVC experiments and their baseline, best first
 	$(PY) -m tabml.report
 
