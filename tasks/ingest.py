@@ -42,13 +42,13 @@ def check_roles(frame: pd.DataFrame, params: Params) -> None:
         )
 
 
-def ingest_summary(frame: pd.DataFrame, source: Path, sha256: str, seconds: float) -> dict[str, object]:
+def ingest_summary(frame: pd.DataFrame, source: Path, sha256: str) -> dict[str, object]:
+    """reports/ingest.json: git-tracked, so no clock time or duration (the same table gives the same file)."""
     return {
         "source": str(source),
         "source_sha256": sha256,
         "rows": len(frame),
         "columns": {str(c): str(t) for c, t in frame.dtypes.items()},
-        "seconds": round(seconds, 3),
     }
 
 
@@ -59,10 +59,11 @@ def run(params: Params) -> list[Path]:
     check_roles(frame, params)
     out.snapshot.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out.snapshot, index=False)
-    summary = ingest_summary(frame, data.path, sha256_file(data.path), time.perf_counter() - start)
+    summary = ingest_summary(frame, data.path, sha256_file(data.path))
     out.report.parent.mkdir(parents=True, exist_ok=True)
     out.report.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"[ingest] {data.path}: {len(frame):,} rows x {frame.shape[1]} columns -> {out.snapshot}")
+    seconds = time.perf_counter() - start
+    print(f"[ingest] {data.path}: {len(frame):,} rows x {frame.shape[1]} columns -> {out.snapshot} ({seconds:.1f}s)")
     return [out.snapshot, out.report]
 
 

@@ -145,8 +145,6 @@ def render(report: Report) -> str:
         f"snapshot {report.get('snapshot', '?')}",
         f"{rows:,} rows × {report.get('columns', '?')} columns" if isinstance(rows, int) else "",
         f"reference {report.get('reference', '?')}",
-        str(report.get("validated_at", "")),
-        f"{report.get('seconds', '?')} s",
     ]
     assessed = [d for d in drift if d.get("psi") is not None]
     drifted = [d for d in assessed if d.get("drifted")]
