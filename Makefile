@@ -112,3 +112,8 @@ vega-offline: setup  ## rebuild vega_offline/dvc_plots.html from the npm registr
 .PHONY: bench-train
 bench-train: setup  ## train throughput vs a hand-written PyTorch loop, and test AUROC vs LightGBM (docs/training.md)
 	$(PY) -m bench.train_throughput
+
+# CI: the committed dvc.lock and reports are what the committed code and data produce (tools/check_committed_outputs.py)
+.PHONY: check-outputs
+check-outputs: setup  ## fails on a stale dvc.lock; RERUN=1 also reruns the pipeline in a fresh clone of HEAD
+	$(PY) -m tools.check_committed_outputs $(if $(RERUN),--rerun)
