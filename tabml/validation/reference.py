@@ -129,10 +129,7 @@ def _profile(s: pd.Series, kind: Kind, p: ValidateParams, values_checked: bool, 
         values = s.astype("float64")
         finite = values[np.isfinite(values)]
         if len(finite):
-            lo, hi = float(finite.min()), float(finite.max())
-            widen = p.range_margin * ((hi - lo) or max(abs(hi), 1.0))  # a constant column still gets a margin
-            lo, hi = lo - widen, hi + widen
-            bounds["min"], bounds["max"] = (math.floor(lo), math.ceil(hi)) if kind == "integer" else (lo, hi)
+            bounds["min"], bounds["max"] = allowed_range(finite, kind, p.range_margin)
     elif values_checked and kind == "string":
         values = s.dropna().astype(str).unique()
         if len(values) <= p.max_categories_checked:
@@ -140,6 +137,24 @@ def _profile(s: pd.Series, kind: Kind, p: ValidateParams, values_checked: bool, 
     max_null = min(1.0, round(null_fraction + p.max_null_fraction_margin, 6))
     profile = drift_profile(s, kind, p) if profiled else None
     return ColumnReference(kind=kind, max_null_fraction=max_null, profile=profile, **bounds)
+
+
+def allowed_range(finite: pd.Series, kind: Kind, margin: float) -> tuple[float, float]:
+    """The observed range widened by `margin` of its span, never across zero and whole numbers for whole values.
+
+    A column never below zero (ages, amounts, codes) gets no negative lower bound, one never above zero no positive
+    upper bound; a column of whole numbers (integer, or float only because of nulls) gets whole-number bounds.
+    """
+    lo, hi = float(finite.min()), float(finite.max())
+    widen = margin * ((hi - lo) or max(abs(hi), 1.0))  # a constant column still gets a margin
+    low, high = lo - widen, hi + widen
+    if lo >= 0:
+        low = max(low, 0.0)
+    if hi <= 0:
+        high = min(high, 0.0)
+    if kind == "integer" or bool((finite == np.floor(finite)).all()):
+        return math.floor(low), math.ceil(high)
+    return low, high
 
 
 def drift_profile(s: pd.Series, kind: Kind, p: ValidateParams) -> NumericProfile | CategoricalProfile | None:
