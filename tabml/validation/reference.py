@@ -157,10 +157,23 @@ def allowed_range(finite: pd.Series, kind: Kind, margin: float) -> tuple[float, 
     return low, high
 
 
+DATE_TEXT = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})")  # 2024-03-01, 3/1/2024
+DATE_SHARE = 0.95  # text columns whose values look like dates this often are profiled on a time axis
+
+
+def looks_like_dates(s: pd.Series) -> bool:
+    """Text whose values are dates (or date-times), as most tables store them."""
+    values = s.dropna().astype(str)
+    return bool(len(values)) and float(values.str.match(DATE_TEXT).mean()) >= DATE_SHARE
+
+
 def drift_profile(s: pd.Series, kind: Kind, p: ValidateParams) -> NumericProfile | CategoricalProfile | None:
-    """Quantile bins for numbers, value shares for categories and booleans; datetimes get none."""
+    """Quantile bins for numbers, and on a time axis for dates (datetime values or date text); value shares for
+    other text and booleans."""
     if kind in NUMERIC:
         return numeric_profile(s, p.drift.bins)
+    if kind == "datetime" or (kind == "string" and looks_like_dates(s)):
+        return numeric_profile(s, p.drift.bins, time=True)
     return categorical_profile(s, p.drift.bins) if kind in ("string", "boolean") else None
 
 
