@@ -2,7 +2,7 @@
 
 A flow run and `dvc repro` therefore skip the same stages and write the same dvc.lock. Every stage is a task run
 named after it, in every run: a stage DVC skips ends Completed with the state name "Skipped", the reason and the
-time its check took. One run at a time
+time its check took; the stages after a failed one end Cancelled, named "NotRun". One run at a time
 holds the workspace (tabml.orchestration.workspace_lock); a stage that fails is retried only when its exit code
 says a rerun could help (tabml.orchestration.dvc_stages); a failed run is reported (flow_hooks, notify); a
 successful scheduled run is pushed and its dvc.lock committed on a run branch (publish_run).
@@ -26,7 +26,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext
-from prefect.states import Completed, Failed
+from prefect.states import Cancelled, Completed, Failed
 
 from tabml.core.dag import PipelineDefinitionError
 from tabml.core.env import quiet_telemetry
@@ -45,6 +45,7 @@ from tabml.tracking.runs import wandb_run_id
 
 PUBLISH_STEP = "publish"  # the flow's own last step; its retry policy is orchestration.stages.publish
 SKIPPED = "Skipped"  # the state name (type Completed) of a stage's task run when DVC skipped the stage
+NOT_RUN = "NotRun"  # the state name (type Cancelled) of the stages after a failed one
 UP_TO_DATE = "up to date: its deps, params and outs match dvc.lock, so DVC skipped it"
 
 
@@ -67,6 +68,12 @@ def run_stage(root: str, name: str, force: bool, env: dict[str, str]) -> StageOu
 def skip_stage(outcome: StageOutcome) -> State:
     """A stage the plan found up to date: a task run of its own, ending Completed, named "Skipped", with the reason."""
     return skipped_state(outcome)
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def not_run_stage(failed: str) -> State:
+    """A stage after the one that failed: a task run of its own, ending Cancelled, named "NotRun", saying why."""
+    return Cancelled(name=NOT_RUN, message=f"not run: stage '{failed}' failed before it")
 
 
 def skipped_state(outcome: StageOutcome) -> State:
@@ -163,6 +170,8 @@ def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, s
             except Exception as exc:
                 failure = _as_stage_failure(name, exc, policy.timeout_seconds)
                 logger.error(f"[{position}/{len(stages)}] {name}: FAILED after {time.perf_counter() - started:.1f}s")
+                for later in stages[position:]:
+                    _named(not_run_stage, later)(name, return_state=True)
                 publish_summary(params, outcomes, failure=failure, not_run=stages[position:])
                 raise failure from exc
             if not isinstance(result, StageOutcome):  # DVC skipped it after all: the task ended "Skipped"

@@ -37,7 +37,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def prefect_server() -> Iterator[None]:
     """One temporary Prefect server (SQLite, 127.0.0.1) for the module: starting one takes seconds."""
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=120):  # a loaded 2-core box needs more than 30 s
         yield
 
 
@@ -216,7 +216,7 @@ def task_run_states(flow_run_id: str, expected: int) -> dict[str, tuple[str, str
         while True:
             runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
             states = {run.name: (run.state_type.value if run.state_type else "", run.state_name or "") for run in runs}
-            done = all(kind in {"COMPLETED", "FAILED"} for kind, _ in states.values())
+            done = all(kind in {"COMPLETED", "FAILED", "CANCELLED"} for kind, _ in states.values())
             if (len(states) >= expected and done) or time.monotonic() > deadline:
                 return states
             time.sleep(0.2)
@@ -299,3 +299,16 @@ def test_the_summary_links_data_docs_absolutely_and_tables_metrics_and_checks(
     assert "auroc" in str(artifacts[METRICS_KEY].data) and "decision threshold" in str(artifacts[METRICS_KEY].data)
     assert artifacts[METRICS_KEY].type == artifacts[VALIDATION_KEY].type == "table"
     assert "Age" in str(artifacts[VALIDATION_KEY].data)
+
+
+def test_a_failed_run_has_a_task_run_for_every_stage_the_ones_after_the_failure_not_run(
+    prefect_server: None, toy: Path
+) -> None:
+    break_second(toy)
+    state = training_pipeline(root=str(toy), return_state=True)
+    assert state.is_failed()
+    assert task_run_states(str(state.state_details.flow_run_id), len(TOY_ORDER)) == {
+        "first": ("COMPLETED", "Completed"),
+        "second": ("FAILED", "Failed"),
+        "third": ("CANCELLED", "NotRun"),
+    }
