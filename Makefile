@@ -68,7 +68,10 @@ bench-validation: setup  ## GX validation vs the same checks in pandas, 1,000,00
 	$(PY) -m bench.validation_speed
 
 # Reviewing experiments (docs/experiments.md): the comparison page, and uploading offline W&B runs once.
-.PHONY: report wandb-sync bench-tracking
+.PHONY: report plots wandb-sync bench-tracking
+plots: setup  ## dvc_plots/index.html: exactly the plots this task has rows for (tools/plot_targets.py)
+	targets=$$($(PY) -m tools.plot_targets) && dvc plots show $$targets
+
 report: setup  ## reports/compare.html: the last 5 DVC experiments and their baseline, best first
 	$(PY) -m tabml.report
 
@@ -120,3 +123,8 @@ bench-serving: setup  ## this server vs `mlflow models serve` (MLFLOW_PYTHON=/wo
 .PHONY: bench-train
 bench-train: setup  ## train throughput vs a hand-written PyTorch loop, and test AUROC vs LightGBM (docs/training.md)
 	$(PY) -m bench.train_throughput
+
+# CI: the committed dvc.lock and reports are what the committed code and data produce (tools/check_committed_outputs.py)
+.PHONY: check-outputs
+check-outputs: setup  ## fails on a stale dvc.lock; RERUN=1 also reruns the pipeline in a fresh clone of HEAD
+	$(PY) -m tools.check_committed_outputs $(if $(RERUN),--rerun)

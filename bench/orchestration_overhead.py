@@ -88,7 +88,8 @@ def measure(root: Path, api: str, repeats: int) -> dict[str, float]:
     from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_LEVEL, temporary_settings
 
     from flows.pipeline import manual_run_settings, run_stage, training_pipeline
-    from tabml.orchestration.dvc_stages import plan_pipeline, reproduce_stage, stage_order
+    from tabml.core.dag import stage_order
+    from tabml.orchestration.dvc_stages import plan_pipeline, reproduce_stage
 
     stages = stage_order(root)
     last = stages[-1]

@@ -1,6 +1,8 @@
 """The training pipeline as a Prefect flow: dvc.yaml's stages, in DVC's order, each run through DVC.
 
-A flow run and `dvc repro` therefore skip the same stages and write the same dvc.lock. One run at a time
+A flow run and `dvc repro` therefore skip the same stages and write the same dvc.lock. Every stage is a task run
+named after it, in every run: a stage DVC skips ends Completed with the state name "Skipped", the reason and the
+time its check took; the stages after a failed one end Cancelled, named "NotRun". One run at a time
 holds the workspace (tabml.orchestration.workspace_lock); a stage that fails is retried only when its exit code
 says a rerun could help (tabml.orchestration.dvc_stages); a failed run is reported (flow_hooks, notify); a
 successful scheduled run is pushed and its dvc.lock committed on a run branch (publish_run).
@@ -14,23 +16,22 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State, TaskRun
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
+from prefect.states import Failed
 
 from tabml.core.dag import PipelineDefinitionError
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import ExitCode
 from tabml.core.ops_params import OrchestrationParams, PublishParams, StagePolicy
 from tabml.core.params import ParamsError
-from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome, is_retryable, plan_pipeline, reproduce_stage
+from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome, plan_pipeline, reproduce_stage
 from tabml.orchestration.entry import prefect_state_in, project_prefect_home, refuse_secret_parameters
 from tabml.orchestration.flow_hooks import notify_failure, publish_summary
 from tabml.orchestration.flow_params import FlowParams, load_flow_params
@@ -38,6 +39,13 @@ from tabml.orchestration.overrides import apply_param_overrides, override_for
 from tabml.orchestration.publish_run import Published, PublishError, publish_run, should_publish
 from tabml.orchestration.reaper import guard_flow_process
 from tabml.orchestration.summary import status_line
+from tabml.orchestration.task_states import (
+    as_stage_failure,
+    manual_run_settings,
+    not_run_state,
+    retry_if_it_can_help,
+    skipped_state,
+)
 from tabml.orchestration.workspace_lock import WorkspaceLockTimeout, workspace_lock
 from tabml.registry.lineage import FLOW_RUN_ENV  # the register stage records the run that produced a version
 from tabml.tracking.runs import RUN_ID_ENV as WANDB_RUN_ENV  # train and evaluate join one W&B run per pipeline run
@@ -46,16 +54,44 @@ from tabml.tracking.runs import wandb_run_id
 PUBLISH_STEP = "publish"  # the flow's own last step; its retry policy is orchestration.stages.publish
 
 
-def retry_if_it_can_help(task: Any, task_run: TaskRun, state: State) -> bool:
-    """Prefect's retry condition: the stage's exit code says whether a rerun could help (is_retryable)."""
-    failure = state.result(raise_on_failure=False)
-    return isinstance(failure, BaseException) and is_retryable(failure)
+@task(cache_policy=NO_CACHE, persist_result=False)
+def run_stage(root: str, name: str, force: bool, env: dict[str, str]) -> StageOutcome | State:
+    """One dvc.yaml stage through DVC; the flow renames this task after the stage. Ends "Skipped" if DVC skipped it."""
+    outcome = reproduce_stage(root, name, force=force, env=env)
+    if outcome.status == "skipped":  # the plan said it would run, DVC found nothing to do (e.g. restored deps)
+        return skipped_state(outcome)
+    return outcome
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
-def run_stage(root: str, name: str, force: bool, env: dict[str, str]) -> StageOutcome:
-    """One dvc.yaml stage through DVC; the flow renames this task after the stage."""
-    return reproduce_stage(root, name, force=force, env=env)
+def skip_stage(outcome: StageOutcome) -> State:
+    """A stage the plan found up to date: a task run of its own, ending Completed, named "Skipped", with the reason."""
+    return skipped_state(outcome)
+
+
+def record_skipped(outcome: StageOutcome) -> None:
+    """The task run of a stage the plan found up to date, created in its final "Skipped" state in one API call.
+
+    Running `skip_stage` through the task engine would say the same, but its Pending/Running/Completed events make
+    the server's event recorder write while the next run is being created, and SQLite then makes that request
+    back off for seconds (bench/orchestration_overhead.py).
+    """
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    context.client.create_task_run(
+        task=skip_stage.with_options(name=outcome.name),
+        flow_run_id=context.flow_run.id,
+        dynamic_key=outcome.name,
+        name=outcome.name,
+        state=skipped_state(outcome),
+    )
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def not_run_stage(failed: str) -> State:
+    """A stage after the one that failed: a task run of its own, ending Cancelled, named "NotRun", saying why."""
+    return not_run_state(failed)
 
 
 @task(name=PUBLISH_STEP, cache_policy=NO_CACHE, persist_result=False)
@@ -71,8 +107,8 @@ def publish_step(root: str, flow_run_id: str, started: datetime, settings: Publi
     )
 
 
-# Nothing pickled into Prefect's result storage: no result is persisted, and the exception Prefect always
-# stores for a failed run is written as JSON (its type and message), not cloudpickle.
+# Nothing pickled into Prefect's result storage and no stray "unknown" artifact: no result is persisted, and the
+# exception Prefect always stores for a failed run is written as JSON (its type and message), not cloudpickle.
 @flow(
     name="training-pipeline",
     on_failure=[notify_failure],
@@ -96,18 +132,34 @@ def training_pipeline(
     reads for its own settings; the stages always read what dvc.yaml reads. `publish`:
     None = `orchestration.publish.scheduled` for deployment runs, `.manual` otherwise.
     """
+    try:
+        return _pipeline(Path(root).resolve(), force, params_file, params_overrides or [], data_path, publish)
+    except Exception as exc:  # noqa: BLE001 - every failure ends the run Failed, and the caller gets it raised
+        # Returned, not raised: Prefect would pickle a raised exception into result storage, and the server would
+        # show it as an unnamed "unknown" artifact. Kept in memory, the hooks and the caller still get it.
+        get_run_logger().error(f"{type(exc).__name__}: {exc}")
+        return Failed(message=f"{type(exc).__name__}: {exc}", data=exc)  # type: ignore[return-value]
+
+
+def _pipeline(
+    project: Path,
+    force: bool,
+    params_file: str,
+    params_overrides: list[str],
+    data_path: str | None,
+    publish: bool | None,
+) -> list[StageOutcome]:
     quiet_telemetry()
     logging.getLogger("dvc").propagate = False  # DVC prints its own lines; Prefect's console would repeat them
     logger = get_run_logger()
     started = datetime.now(UTC)
-    project = Path(root).resolve()
     context = FlowRunContext.get()
     run = context.flow_run if context else None
     run_id = str(run.id) if run else ""
     lock_timeout = load_flow_params(project / params_file).orchestration.lock_timeout_seconds
     holder = f"flow run {run.name if run else '?'} ({run_id})"
     with workspace_lock(project, lock_timeout, holder=holder, on_wait=logger.warning):
-        overrides = [*(params_overrides or []), *([override_for("data.path", data_path)] if data_path else [])]
+        overrides = [*params_overrides, *([override_for("data.path", data_path)] if data_path else [])]
         if overrides:
             apply_param_overrides(project, overrides)
             logger.info(f"params.yaml overrides applied: {overrides}")
@@ -123,7 +175,7 @@ def training_pipeline(
 
 def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, str]) -> list[StageOutcome]:
     logger = get_run_logger()
-    plan = plan_pipeline(project, force=force)  # one DVC pass: unchanged stages get no task at all
+    plan = plan_pipeline(project, force=force)  # one DVC pass; unchanged stages get a "Skipped" task run
     stages = plan.order
     unknown = params.orchestration.unknown_stages({*stages, PUBLISH_STEP})
     if unknown:
@@ -134,17 +186,24 @@ def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, s
     outcomes: list[StageOutcome] = []
     for position, name in enumerate(stages, start=1):
         if name in plan.up_to_date:
-            outcome = StageOutcome(name=name, status="skipped", seconds=0.0)
+            seconds = plan.checked_seconds.get(name, 0.0)
+            outcome = StageOutcome(name=name, status="skipped", seconds=seconds)
+            record_skipped(outcome)
         else:
             policy = params.orchestration.policy(name)
             started = time.perf_counter()
             try:
-                outcome = _as_task(run_stage, name, policy)(str(project), name, force, env)
+                result = _as_task(run_stage, name, policy)(str(project), name, force, env)
             except Exception as exc:
-                failure = _as_stage_failure(name, exc, policy.timeout_seconds)
+                failure = as_stage_failure(name, exc, policy.timeout_seconds)
                 logger.error(f"[{position}/{len(stages)}] {name}: FAILED after {time.perf_counter() - started:.1f}s")
+                for later in stages[position:]:
+                    _named(not_run_stage, later)(name, return_state=True)
                 publish_summary(params, outcomes, failure=failure, not_run=stages[position:])
                 raise failure from exc
+            if not isinstance(result, StageOutcome):  # DVC skipped it after all: the task ended "Skipped"
+                result = StageOutcome(name=name, status="skipped", seconds=time.perf_counter() - started)
+            outcome = result
         outcomes.append(outcome)
         logger.info(status_line(position, len(stages), outcome))
     return outcomes
@@ -172,42 +231,19 @@ def _publish(
     return published
 
 
+def _named(fn: Any, name: str) -> Any:
+    return fn.with_options(name=name, task_run_name=name)  # the run graph and task-run list show the stage's name
+
+
 def _as_task(fn: Any, name: str, policy: StagePolicy) -> Any:
     return fn.with_options(
         name=name,
+        task_run_name=name,
         retries=policy.retries,
         retry_delay_seconds=policy.retry_delays() or 0,
         retry_condition_fn=retry_if_it_can_help,
         timeout_seconds=policy.timeout_seconds,
     )
-
-
-def _as_stage_failure(name: str, exc: Exception, timeout_seconds: float | None) -> StageFailedError:
-    # A Prefect timeout arrives as TimeoutError, not as DVC's error: name the stage and the setting either way.
-    if isinstance(exc, StageFailedError):
-        return exc
-    if isinstance(exc, TimeoutError):
-        return StageFailedError(
-            name,
-            f"timed out after {timeout_seconds}s and its command was stopped; if it needs longer, raise "
-            f"orchestration.stages.{name}.timeout_seconds in params.yaml",
-            retryable=True,
-        )
-    return StageFailedError(name, f"{type(exc).__name__}: {exc}", retryable=is_retryable(exc))
-
-
-@contextmanager
-def manual_run_settings() -> Iterator[None]:
-    """Flow-run heartbeats off for a run started from a terminal, which watches the run itself.
-
-    A heartbeat lets the server notice a run whose machine died; the engine waits for the heartbeat thread's
-    current 1 s sleep at the end of every run, up to a second that dominates a run with nothing to do
-    (bench/orchestration_overhead.py). Deployment runs, started by a worker, keep their heartbeats.
-    """
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -220,7 +220,8 @@ def charts_of(plots: Mapping[str, Rows]) -> list[Chart]:
 
 def track(params: Params, result: Evaluation) -> None:
     config = {"evaluate": params.evaluate.model_dump(mode="json"), "dataset": params.data.name}
-    summary = evaluation_summary(result.metrics_document(), read_report(params.validate_.report))
+    document = {**result.details_document(), **result.metrics_document()}
+    summary = evaluation_summary(document, read_report(params.validate_.report))
     track_stage(
         params.tracking, "evaluate", recorded_run_id(params.train.out_dir), config, summary, charts_of(result.plots)
     )

@@ -84,16 +84,13 @@ def check_overrides(frame: pd.DataFrame, params: Params) -> None:
             )
 
 
-def ingest_summary(
-    frame: pd.DataFrame, source: Path, sha256: str, seconds: float, dialect: dict[str, object]
-) -> dict[str, object]:
+def ingest_summary(frame: pd.DataFrame, source: Path, sha256: str, dialect: dict[str, object]) -> dict[str, object]:
     return {
         "source": str(source),
         "source_sha256": sha256,
         "rows": len(frame),
         "columns": {str(c): str(t) for c, t in frame.dtypes.items()},
         "dialect": dialect,
-        "seconds": round(seconds, 3),
     }
 
 
@@ -106,9 +103,9 @@ def run(params: Params) -> list[Path]:
     check_overrides(frame, params)
     write_snapshot(frame, out.snapshot, read.dialect)
     dialect = read.dialect.model_dump(mode="json")
-    summary = ingest_summary(frame, data.path, sha256_file(data.path), time.perf_counter() - start, dialect)
-    write_ingest_report(summary, out.report)
-    print(f"[ingest] {data.path}: {len(frame):,} rows x {frame.shape[1]} columns -> {out.snapshot}")
+    write_ingest_report(ingest_summary(frame, data.path, sha256_file(data.path), dialect), out.report)
+    seconds = time.perf_counter() - start
+    print(f"[ingest] {data.path}: {len(frame):,} rows x {frame.shape[1]} columns -> {out.snapshot} ({seconds:.1f}s)")
     for note in read.dialect.notes:
         print(f"[ingest] note: {note}")
     return [out.snapshot, out.report]

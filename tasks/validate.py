@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,11 +61,11 @@ def failure(result: Validation, params: Params, ref_path: Path, note: str, folde
     return StageError("\n".join(lines), params.ingest.snapshot, todo)
 
 
-def quarantine_manifest(params: Params, report: dict[str, Any]) -> dict[str, Any]:
+def quarantine_manifest(params: Params, report: dict[str, Any], now: datetime) -> dict[str, Any]:
     """What `quarantine.json` says about a rejected batch: where it came from, what it is, why it was rejected."""
     return {
         "dataset": params.data.name,
-        "quarantined_at": report["validated_at"],
+        "quarantined_at": now.isoformat(timespec="seconds"),
         "source": str(params.data.path),
         "snapshot": str(params.ingest.snapshot),
         "snapshot_sha256": sha256_file(params.ingest.snapshot),
@@ -93,7 +92,7 @@ def publish_or_retract(snapshot: Path, accepted: Path, report: dict[str, Any], r
 
 def run(params: Params, rederive_reference: bool = False, reference_table: Path | None = None) -> list[Path]:
     """Validate the snapshot; derive the reference on first use or on request; publish or quarantine it."""
-    start, now = time.perf_counter(), datetime.now(UTC)
+    now = datetime.now(UTC)
     p, snapshot = params.validate_, params.ingest.snapshot
     ref_path = reference_path(p.reference_dir, params.data.name)
     df, nan_counts = read_snapshot(snapshot)
@@ -116,10 +115,9 @@ def run(params: Params, rederive_reference: bool = False, reference_table: Path 
     report = build_report(params, result, len(df), len(df.columns), bool(written), rederive_reference, now)
     folder = quarantine_folder(p.quarantine_dir, params.data.name, now) if errors else None
     report["quarantine"] = str(folder) if folder else None
-    report["seconds"] = round(time.perf_counter() - start, 3)
     if folder is not None:
         written[:0] = [write_report(report, p.report), write_data_docs(report, p.data_docs)]
-        quarantine(folder, [snapshot, p.report, p.data_docs], quarantine_manifest(params, report))
+        quarantine(folder, [snapshot, p.report, p.data_docs], quarantine_manifest(params, report, now))
         note = " (derived from this snapshot, not written)" if derive and not written else ""
         raise failure(result, params, ref_path, note, folder)
     accepted = publish_or_retract(snapshot, params.preprocess.input, report, p.report)

@@ -137,3 +137,24 @@ def test_a_stage_still_succeeds_quickly_when_wandb_is_online_but_unreachable(gri
     assert len(waits) == 1 and waits[0] < tracking.INIT_TIMEOUT_SECONDS / 2, proc.stderr
     run_id = json.loads((grid.root / "models/train/run_info.json").read_text())["wandb_run_id"]
     assert sum(p.run_id == run_id for p in find_offline_runs(grid.root / ".wandb" / "wandb")) >= 4
+
+
+def readme_exp_show() -> list[str]:
+    """The `dvc exp show` line of the README, as arguments."""
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (line,) = [line for line in readme.splitlines() if line.startswith("dvc exp show --only-changed")]
+    return shlex.split(line.split("  #")[0])[1:]  # without "dvc"
+
+
+def test_the_readmes_exp_show_fits_120_columns_and_shows_the_changed_param_and_the_test_auroc(grid: Grid) -> None:
+    for extra in ([], ["--md"]):
+        command = [sys.executable, "-m", "dvc", *readme_exp_show(), "--no-pager", *extra]
+        env = {**os.environ, "COLUMNS": "120"}  # a 120-column terminal
+        proc = subprocess.run(command, cwd=grid.root, env=env, capture_output=True, text=True, check=True)
+        lines = proc.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 120, proc.stdout
+        header = next(line for line in lines if "Experiment" in line)
+        assert "train.lr" in header and "test.auroc" in header, proc.stdout
+        assert all(rate in proc.stdout for rate in LEARNING_RATES)

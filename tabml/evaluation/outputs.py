@@ -1,6 +1,11 @@
 """The evaluation-outputs artifact (evaluate's output folder and `evaluate.metrics`): the test metrics, the plot
 rows `dvc plots show` draws, the same plots as PNG figures (copied into the model package), metrics per slice
 value and the raw test predictions. Every reader and writer of these files goes through here.
+
+`evaluate.metrics` (a DVC metric: `dvc exp show` makes a column of every number in it) holds only what a person
+compares between experiments: the test metrics and the decision threshold. The rest of the evaluation (task, test
+rows, each baseline's metrics) is `details.json` in the output folder, which DVC does not show as metrics;
+`read_evaluation` joins the two for the stages that need both.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from tabml.core.params import EvaluateParams
 from tabml.evaluation.plots import PLOT_FILES, write_figures
 
 PREDICTIONS_FILE = "test_predictions.npz"
+DETAILS_FILE = "details.json"  # task, n_test, baselines: the evaluation's facts that are not compared metrics
 SLICES_FILE = "slices.json"
 PLOTS_DIR = "plots"
 FIGURES_DIR = "figures"  # PNGs; register copies them into the model package
@@ -40,13 +46,12 @@ class Evaluation:
     slices: dict[str, list[dict[str, object]]] = field(default_factory=dict)  # column -> per-value metrics
 
     def metrics_document(self) -> dict[str, object]:
-        return {
-            "task": self.task,
-            "n_test": self.n_test,
-            "test": self.test,
-            "threshold": self.threshold,
-            "baselines": self.baselines,
-        }
+        """metrics.json: what `dvc exp show` and `dvc metrics diff` compare."""
+        return {"test": self.test, "threshold": self.threshold}
+
+    def details_document(self) -> dict[str, object]:
+        """details.json: what the gate and the reports need besides the metrics."""
+        return {"task": self.task, "n_test": self.n_test, "baselines": self.baselines}
 
     def line(self) -> str:
         """`test auroc=0.8312 pr_auc=... (n=891); baselines auroc: majority=0.5000 linear=0.8290`."""
@@ -78,8 +83,10 @@ def write_evaluation(result: Evaluation, p: EvaluateParams) -> list[Path]:
     predictions = p.out_dir / PREDICTIONS_FILE
     with atomic_path(predictions) as tmp, tmp.open("wb") as fh:
         np.savez(fh, allow_pickle=False, **result.predictions)
+    details = details_path(p)
+    write_text_atomic(details, json.dumps(result.details_document(), indent=2) + "\n")
     write_text_atomic(p.metrics, json.dumps(result.metrics_document(), indent=2) + "\n")
-    return [p.metrics, slices, *written, predictions]
+    return [p.metrics, details, slices, *written, predictions]
 
 
 def read_metrics(path: Path) -> dict[str, Any]:
@@ -93,6 +100,19 @@ def read_metrics(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise StageError("not a metrics document", path, "run the evaluate stage again: dvc repro evaluate")
     return document
+
+
+def read_evaluation(p: EvaluateParams) -> dict[str, Any]:
+    """metrics.json and details.json as one document (task, n_test, test, threshold, baselines), or a StageError."""
+    details = details_path(p)
+    document = read_json_object(details)
+    if document is None:
+        raise StageError("missing or not a JSON object", details, "run the evaluate stage again: dvc repro evaluate")
+    return {**document, **read_metrics(p.metrics)}
+
+
+def details_path(p: EvaluateParams) -> Path:
+    return p.out_dir / DETAILS_FILE
 
 
 def last_metrics(path: Path | None) -> dict[str, Any] | None:

@@ -67,6 +67,7 @@ class PipelinePlan:
 
     order: list[str]
     up_to_date: frozenset[str] = field(default_factory=frozenset)
+    checked_seconds: Mapping[str, float] = field(default_factory=dict, compare=False)  # DVC's check, per stage
 
 
 def plan_pipeline(root: str | Path = ".", force: bool = False) -> PipelinePlan:
@@ -88,14 +89,17 @@ def plan_pipeline(root: str | Path = ".", force: bool = False) -> PipelinePlan:
                 stages = ordered_stages(repo, path)
                 graph = repo.index.graph  # edges point from a stage to the stages it depends on
                 to_run: set[str] = set()
+                seconds: dict[str, float] = {}
                 for stage in stages:
+                    started = time.perf_counter()
                     upstream = {s.name for s in nx.descendants(graph, stage)}
                     if upstream & to_run or stage.changed():
                         to_run.add(stage.name)
+                    seconds[stage.name] = time.perf_counter() - started
         except LockError:
             return PipelinePlan([stage.name for stage in ordered_stages(repo, path)])
     order = [stage.name for stage in stages]
-    return PipelinePlan(order, frozenset(order) - to_run)
+    return PipelinePlan(order, frozenset(order) - to_run, seconds)
 
 
 def is_retryable(exc: BaseException) -> bool:

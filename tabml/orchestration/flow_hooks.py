@@ -1,5 +1,6 @@
 """What the pipeline flow does around its stages: the failure notice when a run fails or crashes, and the run's
-`pipeline-summary` artifact. Prefect calls the hook; the flow calls `publish_summary`.
+artifacts (`pipeline-summary`, the Data Docs link, the validation and metrics tables). Prefect calls the hook; the
+flow calls `publish_summary`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Flow
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.client.schemas.objects import FlowRun, State
 
 from tabml.core.params import ParamsError
@@ -19,11 +20,14 @@ from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome
 from tabml.orchestration.flow_params import FlowParams, load_flow_params
 from tabml.orchestration.notify import FailureNotice, deliver, explain, render
 from tabml.orchestration.publish_run import Published
-from tabml.orchestration.summary import summary_markdown
+from tabml.orchestration.summary import metrics_table, summary_markdown, validation_table
 from tabml.registry.record import read_record
 from tabml.validation.report import read_report
 
 SUMMARY_KEY = "pipeline-summary"
+DATA_DOCS_KEY = "data-docs"
+VALIDATION_KEY = "validation-checks"
+METRICS_KEY = "evaluation-metrics"
 
 
 def notify_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
@@ -88,21 +92,42 @@ def publish_summary(
     not_run: list[str] | None = None,
     published: Published | None = None,
 ) -> None:
-    # A report is shown only if its stage (same name as its params section) ran, was skipped as
-    # unchanged, or is the one that failed: a stage that did not run may have left a stale report.
+    """The run's artifacts: the `pipeline-summary` Markdown, and tables and links for the reports it shows."""
+    # A report is shown only if its stage (same name as its params section) ran, was skipped as unchanged (the
+    # summary says so), or is the one that failed: a stage that did not run may have left a stale report.
     current = {o.name for o in outcomes} | ({failure.stage} if failure else set())
+    ran = {o.name for o in outcomes if o.status == "ran"} | ({failure.stage} if failure else set())
 
     def report(stage: str, path: Path | None, read: Callable[[Path], dict[str, Any] | None]) -> dict[str, Any] | None:
         return read(path) if stage in current and path is not None else None
 
+    validation = report("validate", params.validation_report, read_report)
+    docs = _page_uri(params.root, validation.get("data_docs")) if validation else None
+    if validation is not None:
+        validation = {**validation, "data_docs": docs}
+    metrics = report("evaluate", params.metrics, last_metrics)
     markdown = summary_markdown(
         outcomes,
         failed_stage=failure.stage if failure else None,
         error=str(failure) if failure else None,
         not_run=not_run or [],
-        validation=report("validate", params.validation_report, read_report),
-        metrics=report("evaluate", params.metrics, last_metrics),
-        registration=report("register", params.registration_record, read_record),
+        validation=validation,
+        metrics=metrics,
+        registration=report("register", params.registration_record, read_record) if "register" in ran else None,
         published=None if published is None else vars(published),
     )
-    create_markdown_artifact(markdown=markdown, key=SUMMARY_KEY, description="Stages run or skipped, and the reports")
+    create_markdown_artifact(markdown=markdown, key=SUMMARY_KEY, description="What this run did, stage by stage")
+    if docs:
+        create_link_artifact(link=docs, link_text="Data Docs", key=DATA_DOCS_KEY, description="validation pages")
+    if validation is not None and (rows := validation_table(validation)):
+        create_table_artifact(table=rows, key=VALIDATION_KEY, description="the checks of the last validation")
+    if metrics is not None and (rows := metrics_table(metrics)):
+        create_table_artifact(table=rows, key=METRICS_KEY, description="test-split metrics of the model")
+
+
+def _page_uri(root: Path, page: object) -> str | None:
+    """An absolute file:// URI for a report page that exists, which a browser opens from the Prefect UI."""
+    if not isinstance(page, str) or not page:
+        return None
+    path = (root / page).resolve()
+    return path.as_uri() if path.is_file() else None

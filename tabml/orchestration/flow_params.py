@@ -24,6 +24,7 @@ class FlowParams:
     validation_report: Path | None = None
     metrics: Path | None = None
     registration_record: Path | None = None
+    root: Path = Path(".")  # the folder of params.yaml, which the report paths inside reports are relative to
 
 
 def load_flow_params(path: Path) -> FlowParams:
@@ -51,4 +52,5 @@ def load_flow_params(path: Path) -> FlowParams:
         validation_report=report_path("validate", "report"),
         metrics=report_path("evaluate", "metrics"),
         registration_record=report_path("register", "record"),
+        root=path.parent,
     )

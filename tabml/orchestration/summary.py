@@ -7,6 +7,7 @@ missing.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from tabml.orchestration.dvc_stages import StageOutcome
 
 Report = Mapping[str, Any]
 MAX_LISTED = 10  # validation messages listed before "... and N more"
+WRAP = 96  # characters per line of the failure reason: the UI's code block does not wrap, it cuts
 STATUS_TEXT = {"ran": "ran", "skipped": "skipped (unchanged)"}
 
 
@@ -33,20 +35,66 @@ def summary_markdown(
     registration: Report | None = None,
     published: Report | None = None,
 ) -> str:
-    """Markdown for the `pipeline-summary` artifact; sections whose report is None are left out."""
+    """Markdown for the `pipeline-summary` artifact: what this run did; sections whose report is None are left out.
+
+    A report of a stage this run skipped is from an earlier run and says so; registration is shown only when this
+    run's `register` ran (a skipped one registered nothing, whatever the last record says).
+    """
     title = f"# Training pipeline: FAILED at `{failed_stage}`" if failed_stage else "# Training pipeline: succeeded"
     parts = [title, _stage_table(outcomes, failed_stage, not_run)]
     if failed_stage:
-        parts.append(f"**Error in `{failed_stage}`:**\n\n```\n{(error or 'no message').strip()}\n```")
+        parts.append(f"**Error in `{failed_stage}`:**\n\n```\n{wrapped(error or 'no message')}\n```")
+    skipped = {o.name for o in outcomes if o.status == "skipped"}
     if validation is not None:
-        parts.append(_validation_section(validation))
+        parts.append(_validation_section(validation) + _earlier("validate", skipped))
     if metrics is not None:
-        parts.append(_metrics_section(metrics))
-    if registration is not None:
+        parts.append(_metrics_section(metrics) + _earlier("evaluate", skipped))
+    if "register" in skipped:
+        parts.append("## Registration\n\nnothing registered: `register` was up to date, so this run made no version")
+    elif registration is not None:
         parts.append(_registration_section(registration))
     if published is not None:
         parts.append(_published_section(published))
     return "\n\n".join(parts) + "\n"
+
+
+def wrapped(text: str, width: int = WRAP) -> str:
+    """`text` with every line folded at `width` (continuations indented), so nothing is cut at the right edge."""
+    lines: list[str] = []
+    for line in text.strip().splitlines():
+        indent = line[: len(line) - len(line.lstrip())]
+        folded = textwrap.wrap(line, width, subsequent_indent=indent + "  ", break_on_hyphens=False)
+        lines += folded or [""]
+    return "\n".join(lines)
+
+
+def _earlier(stage: str, skipped: set[str]) -> str:
+    return f"\n\n_`{stage}` was up to date in this run: this report is from the run that last ran it._" * (
+        stage in skipped
+    )
+
+
+def metrics_table(report: Report) -> list[dict[str, str]]:
+    """Rows of the `evaluation-metrics` table artifact: each test metric, then the decision threshold."""
+    test = report.get("test")
+    rows = [{"metric": str(k), "value": _cell(v)} for k, v in test.items()] if isinstance(test, Mapping) else []
+    if report.get("threshold") is not None:
+        rows.append({"metric": "decision threshold", "value": _cell(report["threshold"])})
+    return rows
+
+
+def validation_table(report: Report) -> list[dict[str, str]]:
+    """Rows of the `validation-checks` table artifact: one per check, failed ones first."""
+    checks = [c for c in report.get("checks") or [] if isinstance(c, Mapping)]
+    checks.sort(key=lambda c: (c.get("success") is True, str(c.get("severity")) != "error"))
+    keys = ("name", "column", "severity", "expected", "observed")
+    return [
+        {
+            "result": "passed" if c.get("success") is True else "FAILED",
+            **{k: "" if c.get(k) is None else _cell(c[k]) for k in keys},
+        }
+        for c in checks
+    ]
 
 
 def _stage_table(outcomes: Sequence[StageOutcome], failed_stage: str | None, not_run: Sequence[str]) -> str:

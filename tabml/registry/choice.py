@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tabml.core.errors import StageError
 from tabml.core.params import Params, RegisterParams
-from tabml.evaluation.outputs import read_metrics
+from tabml.evaluation.outputs import details_path, read_evaluation
 from tabml.registry.gate import Candidate, GateDecision, gate
 from tabml.registry.package import package_sources
 from tabml.registry.record import gate_document, registration_record, write_document
@@ -44,11 +44,12 @@ def refuse(params: Params, candidate: Candidate, decision: GateDecision, n_test:
 
 
 def checked_metrics(params: Params) -> dict:
-    """reports/metrics.json, refused when it is for another task."""
-    metrics_doc, task = read_metrics(params.evaluate.metrics), params.data.task
+    """The evaluation (metrics.json joined with details.json: baselines, n_test), refused when it is for another
+    task."""
+    metrics_doc, task = read_evaluation(params.evaluate), params.data.task
     if metrics_doc.get("task") != task:
         what = f"metrics are for task {metrics_doc.get('task')!r} but data.task is {task!r}"
-        raise StageError(what, params.evaluate.metrics, "re-run evaluation: dvc repro evaluate")
+        raise StageError(what, details_path(params.evaluate), "re-run evaluation: dvc repro evaluate")
     return metrics_doc
 
 

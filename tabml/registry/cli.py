@@ -62,6 +62,7 @@ def parser() -> argparse.ArgumentParser:
     which = show.add_mutually_exclusive_group()
     which.add_argument("--version", type=_version_arg)
     which.add_argument("--stage", choices=["production", "staging", "archived"])
+    show.add_argument("--json", action="store_true", help="the raw record (index entry, lineage, gate report, schema)")
     move = sub.add_parser("promote", help="put a version in production (or staging); the holder is archived")
     move.add_argument("version", type=_version_arg)
     move.add_argument("--stage", choices=["production", "staging"], default="production")
@@ -155,7 +156,10 @@ def key_of(t: Target) -> bytes | None:
 
 
 def show_version(t: Target, args: argparse.Namespace) -> int:
-    print(json.dumps(show(t.registry_dir, t.name, args.version, args.stage, key_of(t)), indent=2))
+    from tabml.registry.show_text import show_text
+
+    shown = show(t.registry_dir, t.name, args.version, args.stage, key_of(t))
+    print(json.dumps(shown, indent=2) if args.json else show_text(shown))
     return 0
 
 

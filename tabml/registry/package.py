@@ -18,7 +18,7 @@ from tabml.core.files import copy_durable, fsync_dir, sha256_file, write_json_du
 from tabml.core.params import Params, RegisterParams
 from tabml.data.preprocessing import PreprocessState
 from tabml.data.processed import REPORT_FILE, STATE_FILE
-from tabml.evaluation.outputs import SLICES_FILE, figure_paths, slices_path
+from tabml.evaluation.outputs import DETAILS_FILE, SLICES_FILE, details_path, figure_paths, slices_path
 from tabml.registry.index import RegistryError, VersionEntry
 from tabml.training.trained_model import model_files
 
@@ -65,6 +65,7 @@ def package_sources(params: Params) -> dict[str, Path]:
         REPORT_FILE: processed / REPORT_FILE,
         METRICS_FILE: params.evaluate.metrics,
         SLICES_FILE: slices_path(params.evaluate),
+        DETAILS_FILE: details_path(params.evaluate),  # task, n_test, baselines (metrics.json: test, threshold)
         **{figure.name: figure for figure in figure_paths(params.evaluate)},
     }
 

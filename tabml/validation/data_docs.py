@@ -49,8 +49,11 @@ code { font: 12px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; word-break: b
   color: #fff; white-space: nowrap; }
 .pill.ok { background: var(--pass); } .pill.error { background: var(--fail); }
 .pill.warning { background: var(--warn); } .pill.skip { background: var(--ref); }
-.bars { display: flex; align-items: flex-end; gap: 3px; height: 44px; }
-.bin { display: flex; align-items: flex-end; gap: 1px; height: 100%; }
+.bars { display: flex; align-items: flex-start; gap: 3px; }
+.col { display: flex; flex-direction: column; align-items: center; }
+.bin { display: flex; align-items: flex-end; gap: 1px; height: 44px; }
+.lab { font-size: 9px; color: #555; writing-mode: vertical-rl; transform: rotate(180deg); max-height: 90px;
+  overflow: hidden; white-space: nowrap; margin-top: 2px; }
 .bin i { display: block; width: 6px; min-height: 1px; }
 i.ref { background: var(--ref); } i.now { background: var(--now); }
 .legend { color: var(--muted); font-size: 12px; }
@@ -84,10 +87,10 @@ def _messages(title: str, items: Sequence[str], kind: str) -> str:
 def _bars(drift: Mapping[str, Any]) -> str:
     pairs = list(zip(drift.get("bins", []), drift.get("reference", []), drift.get("current", []), strict=False))
     top = max([max(r, c) for _, r, c in pairs] + [1e-9])
-    cells = "".join(
-        f'<span class="bin" title="{_e(b)}: reference {r:.1%}, now {c:.1%}">'
+    cells = "".join(  # each bin labelled under its bars (the bin's range or value), the shares in its tooltip
+        f'<span class="col" title="{_e(b)}: reference {r:.1%}, now {c:.1%}"><span class="bin">'
         f'<i class="ref" style="height:{100 * r / top:.1f}%"></i><i class="now" style="height:{100 * c / top:.1f}%">'
-        "</i></span>"
+        f'</i></span><span class="lab">{_e(b)}</span></span>'
         for b, r, c in pairs
     )
     return f'<div class="bars">{cells}</div>'
@@ -147,8 +150,6 @@ def render(report: Report) -> str:
         f"snapshot {report.get('snapshot', '?')}",
         f"{rows:,} rows × {report.get('columns', '?')} columns" if isinstance(rows, int) else "",
         f"reference {report.get('reference', '?')}",
-        str(report.get("validated_at", "")),
-        f"{report.get('seconds', '?')} s",
     ]
     assessed = [d for d in drift if d.get("psi") is not None]
     drifted = [d for d in assessed if d.get("drifted")]

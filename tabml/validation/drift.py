@@ -30,6 +30,7 @@ class NumericProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     cuts: list[float]
     fractions: list[float]
+    time: bool = False  # a date/time column: cuts are seconds since 1970-01-01 UTC, bins labelled as dates
 
 
 class CategoricalProfile(BaseModel):
@@ -57,8 +58,17 @@ class ColumnDrift:
     note: str = ""
 
 
-def _finite(s: pd.Series) -> np.ndarray:
-    numbers = s if pd.api.types.is_numeric_dtype(s.dtype) else pd.to_numeric(s, errors="coerce")
+def epoch_seconds(s: pd.Series) -> pd.Series:
+    """Dates and times (datetime values or date text) as float seconds since 1970-01-01 UTC; NaN if unparsable."""
+    stamps = pd.to_datetime(s, utc=True, errors="coerce", format="mixed")
+    return (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)  # any resolution; NaT -> NaN
+
+
+def _finite(s: pd.Series, time: bool = False) -> np.ndarray:
+    if time:
+        numbers = epoch_seconds(s)
+    else:
+        numbers = s if pd.api.types.is_numeric_dtype(s.dtype) else pd.to_numeric(s, errors="coerce")
     values = numbers.to_numpy(dtype="float64", na_value=np.nan)
     return values[np.isfinite(values)]
 
@@ -75,14 +85,15 @@ def _bin_counts(values: np.ndarray, cuts: list[float]) -> np.ndarray:
     return np.diff(np.array([0, *below, len(values)]))
 
 
-def numeric_profile(s: pd.Series, bins: int) -> NumericProfile | None:
-    """Up to `bins` quantile bins of the finite values; None for a column without any."""
-    values = _finite(s)
+def numeric_profile(s: pd.Series, bins: int, time: bool = False) -> NumericProfile | None:
+    """Up to `bins` quantile bins of the finite values (of the times, for `time`); None for a column without any."""
+    values = _finite(s, time)
     if not len(values):
         return None
     quantiles = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf")  # actual values
-    cuts = sorted({float(f"{q:.{DIGITS}g}") for q in quantiles})  # rounded for a readable JSON file
-    return NumericProfile(cuts=cuts, fractions=_shares(_bin_counts(values, cuts)))
+    digits = 12 if time else DIGITS  # seconds since 1970 need ten digits to stay within a second
+    cuts = sorted({float(f"{q:.{digits}g}") for q in quantiles})  # rounded for a readable JSON file
+    return NumericProfile(cuts=cuts, fractions=_shares(_bin_counts(values, cuts)), time=time)
 
 
 def _value_counts(s: pd.Series) -> pd.Series:
@@ -111,18 +122,26 @@ def psi(reference: np.ndarray | list[float], current: np.ndarray | list[float]) 
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def _bin_labels(cuts: list[float]) -> list[str]:
+def _bin_labels(cuts: list[float], time: bool = False) -> list[str]:
     if not cuts:
         return ["all"]
-    inner = [f"[{lo:g}, {hi:g})" for lo, hi in zip(cuts, cuts[1:], strict=False)]
-    return [f"< {cuts[0]:g}", *inner, f">= {cuts[-1]:g}"]
+    shown = [_when(c) for c in cuts] if time else [f"{c:g}" for c in cuts]
+    inner = [f"[{lo}, {hi})" for lo, hi in zip(shown, shown[1:], strict=False)]
+    return [f"< {shown[0]}", *inner, f">= {shown[-1]}"]
+
+
+def _when(seconds: float) -> str:
+    """A cut of a time profile as a date (and the time of day when it is not midnight), UTC."""
+    stamp = pd.Timestamp(seconds, unit="s", tz="UTC")
+    return stamp.strftime("%Y-%m-%d" if stamp == stamp.normalize() else "%Y-%m-%d %H:%M")
 
 
 def current_shares(s: pd.Series, profile: Profile) -> tuple[list[str], list[float], int]:
     """Bin labels, this column's share per bin of the profile, and how many values were binned."""
     if isinstance(profile, NumericProfile):
-        values = _finite(s)
-        return _bin_labels(profile.cuts), _shares(_bin_counts(values, profile.cuts)), len(values)
+        values = _finite(s, profile.time)
+        labels = _bin_labels(profile.cuts, profile.time)
+        return labels, _shares(_bin_counts(values, profile.cuts)), len(values)
     counts = _value_counts(s)
     known = [v for v in profile.fractions if v != OTHER]
     inside = counts.reindex(known, fill_value=0).to_numpy()

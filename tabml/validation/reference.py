@@ -133,10 +133,7 @@ def _profile(s: pd.Series, kind: Kind, p: ValidateParams, values_checked: bool, 
         values = s.astype("float64")
         finite = values[np.isfinite(values)]
         if len(finite):
-            lo, hi = float(finite.min()), float(finite.max())
-            widen = p.range_margin * ((hi - lo) or max(abs(hi), 1.0))  # a constant column still gets a margin
-            lo, hi = lo - widen, hi + widen
-            bounds["min"], bounds["max"] = (math.floor(lo), math.ceil(hi)) if kind == "integer" else (lo, hi)
+            bounds["min"], bounds["max"] = allowed_range(finite, kind, p.range_margin)
     elif values_checked and kind == "string":
         values = s.dropna().astype(str).unique()
         if len(values) <= p.max_categories_checked:
@@ -146,10 +143,41 @@ def _profile(s: pd.Series, kind: Kind, p: ValidateParams, values_checked: bool, 
     return ColumnReference(kind=kind, max_null_fraction=max_null, profile=profile, **bounds)
 
 
+def allowed_range(finite: pd.Series, kind: Kind, margin: float) -> tuple[float, float]:
+    """The observed range widened by `margin` of its span, never across zero and whole numbers for whole values.
+
+    A column never below zero (ages, amounts, codes) gets no negative lower bound, one never above zero no positive
+    upper bound; a column of whole numbers (integer, or float only because of nulls) gets whole-number bounds.
+    """
+    lo, hi = float(finite.min()), float(finite.max())
+    widen = margin * ((hi - lo) or max(abs(hi), 1.0))  # a constant column still gets a margin
+    low, high = lo - widen, hi + widen
+    if lo >= 0:
+        low = max(low, 0.0)
+    if hi <= 0:
+        high = min(high, 0.0)
+    if kind == "integer" or bool((finite == np.floor(finite)).all()):
+        return math.floor(low), math.ceil(high)
+    return low, high
+
+
+DATE_TEXT = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})")  # 2024-03-01, 3/1/2024
+DATE_SHARE = 0.95  # text columns whose values look like dates this often are profiled on a time axis
+
+
+def looks_like_dates(s: pd.Series) -> bool:
+    """Text whose values are dates (or date-times), as most tables store them."""
+    values = s.dropna().astype(str)
+    return bool(len(values)) and float(values.str.match(DATE_TEXT).mean()) >= DATE_SHARE
+
+
 def drift_profile(s: pd.Series, kind: Kind, p: ValidateParams) -> NumericProfile | CategoricalProfile | None:
-    """Quantile bins for numbers, value shares for categories and booleans; datetimes get none."""
+    """Quantile bins for numbers, and on a time axis for dates (datetime values or date text); value shares for
+    other text and booleans."""
     if kind in NUMERIC:
         return numeric_profile(s, p.drift.bins)
+    if kind == "datetime" or (kind == "string" and looks_like_dates(s)):
+        return numeric_profile(s, p.drift.bins, time=True)
     return categorical_profile(s, p.drift.bins) if kind in ("string", "boolean") else None
 
 

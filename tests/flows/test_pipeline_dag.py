@@ -37,7 +37,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def prefect_server() -> Iterator[None]:
     """One temporary Prefect server (SQLite, 127.0.0.1) for the module: starting one takes seconds."""
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=120):  # a loaded 2-core box needs more than 30 s
         yield
 
 
@@ -199,3 +199,116 @@ def test_timeout_fails_the_stage_and_stops_its_command(prefect_server: None, toy
         training_pipeline(root=str(toy))
     pid = int((toy / "nap.pid").read_text())
     assert not psutil.pid_exists(pid), "the timed-out stage command is still running"
+
+
+def task_run_states(flow_run_id: str, expected: int) -> dict[str, tuple[str, str]]:
+    """{task run name: (state type, state name)} of a flow run, read back from the server's API.
+
+    Prefect records task runs from the events a run emits, a moment after the run ends: wait for them.
+    """
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            states = {run.name: (run.state_type.value if run.state_type else "", run.state_name or "") for run in runs}
+            done = all(kind in {"COMPLETED", "FAILED", "CANCELLED"} for kind, _ in states.values())
+            if (len(states) >= expected and done) or time.monotonic() > deadline:
+                return states
+            time.sleep(0.2)
+
+
+def test_every_stage_is_a_task_run_named_after_it_and_skipped_ones_say_so(prefect_server: None, toy: Path) -> None:
+    _, first_run = run_flow(toy)
+    assert task_run_states(first_run, len(TOY_ORDER)) == dict.fromkeys(TOY_ORDER, ("COMPLETED", "Completed"))
+    (toy / "extra.txt").write_text("extra, edited\n")  # second and third change; first is up to date
+    outcomes, second_run = run_flow(toy)
+    assert statuses(outcomes) == {"first": "skipped", "second": "ran", "third": "ran"}
+    assert task_run_states(second_run, len(TOY_ORDER)) == {
+        "first": ("COMPLETED", "Skipped"),
+        "second": ("COMPLETED", "Completed"),
+        "third": ("COMPLETED", "Completed"),
+    }
+    _, third_run = run_flow(toy)
+    assert task_run_states(third_run, len(TOY_ORDER)) == dict.fromkeys(TOY_ORDER, ("COMPLETED", "Skipped"))
+
+
+def flow_run_artifacts(flow_run_id: str) -> dict[str | None, Any]:
+    """{key: artifact} of one flow run, from the server (unkeyed ones under None)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {artifact.key: artifact for artifact in found}
+
+
+def test_a_run_leaves_only_its_named_artifacts_no_result_storage_json(prefect_server: None, toy: Path) -> None:
+    _, ok_run = run_flow(toy)
+    assert set(flow_run_artifacts(ok_run)) == {SUMMARY_KEY}
+    break_second(toy)
+    state = training_pipeline(root=str(toy), return_state=True)
+    assert state.is_failed()
+    assert set(flow_run_artifacts(str(state.state_details.flow_run_id))) == {SUMMARY_KEY}
+
+
+def test_the_summary_links_data_docs_absolutely_and_tables_metrics_and_checks(
+    prefect_server: None, tmp_path: Path
+) -> None:
+    import json
+
+    from prefect import flow
+
+    from tabml.core.ops_params import OrchestrationParams
+    from tabml.orchestration.flow_hooks import DATA_DOCS_KEY, METRICS_KEY, VALIDATION_KEY, publish_summary
+    from tabml.orchestration.flow_params import FlowParams
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/docs.html").write_text("<html>docs</html>")
+    check = {"name": "type", "column": "Age", "severity": "error", "success": True, "expected": "integer"}
+    validation = {"success": True, "data_docs": "reports/docs.html", "checks": [check]}
+    (tmp_path / "reports/validation.json").write_text(json.dumps(validation))
+    (tmp_path / "reports/metrics.json").write_text(json.dumps({"test": {"auroc": 0.8}, "threshold": 0.4}))
+    (tmp_path / "reports/registration.json").write_text(json.dumps({"passed": True, "version": 4}))
+    params = FlowParams(
+        OrchestrationParams.model_validate(example_orchestration()),
+        validation_report=tmp_path / "reports/validation.json",
+        metrics=tmp_path / "reports/metrics.json",
+        registration_record=tmp_path / "reports/registration.json",
+        root=tmp_path,
+    )
+    outcomes = [StageOutcome(name, "skipped", 0.0) for name in ("validate", "evaluate", "register")]
+
+    @flow(name="summary-only", persist_result=False)
+    def summary_only() -> None:
+        publish_summary(params, outcomes)
+
+    state = summary_only(return_state=True)
+    artifacts = flow_run_artifacts(str(state.state_details.flow_run_id))
+    assert set(artifacts) == {SUMMARY_KEY, DATA_DOCS_KEY, VALIDATION_KEY, METRICS_KEY}
+    uri = (tmp_path / "reports/docs.html").resolve().as_uri()
+    assert f"({uri})" in str(artifacts[DATA_DOCS_KEY].data)  # a link artifact: Prefect stores it as Markdown
+    assert f"]({uri})" in str(artifacts[SUMMARY_KEY].data)
+    assert "version: 4" not in str(artifacts[SUMMARY_KEY].data)  # register was skipped: this run registered nothing
+    assert "auroc" in str(artifacts[METRICS_KEY].data) and "decision threshold" in str(artifacts[METRICS_KEY].data)
+    assert artifacts[METRICS_KEY].type == artifacts[VALIDATION_KEY].type == "table"
+    assert "Age" in str(artifacts[VALIDATION_KEY].data)
+
+
+def test_a_failed_run_has_a_task_run_for_every_stage_the_ones_after_the_failure_not_run(
+    prefect_server: None, toy: Path
+) -> None:
+    break_second(toy)
+    state = training_pipeline(root=str(toy), return_state=True)
+    assert state.is_failed()
+    assert task_run_states(str(state.state_details.flow_run_id), len(TOY_ORDER)) == {
+        "first": ("COMPLETED", "Completed"),
+        "second": ("FAILED", "Failed"),
+        "third": ("CANCELLED", "NotRun"),
+    }

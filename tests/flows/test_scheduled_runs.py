@@ -175,7 +175,7 @@ def test_a_triggered_deployment_run_trains_registers_pushes_and_commits_a_run_br
     # dvc.lock: every stage, with the override the trigger passed
     lock = yaml.safe_load((ws / "dvc.lock").read_text())
     assert sorted(lock["stages"]) == sorted(STAGES)
-    assert lock["stages"]["train"]["params"]["params.yaml"]["train"]["seed"] == 7
+    assert lock["stages"]["train"]["params"]["params.yaml"]["train.seed"] == 7  # stages declare params key by key
     assert "Data and pipelines are up to date." in dvc("status", cwd=ws).stdout
 
     # the registry: version 1, traced to this flow run and its W&B run

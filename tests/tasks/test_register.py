@@ -31,6 +31,7 @@ PACKAGE_CORE = {
     "lineage.json",
     "gate_report.json",
     "slices.json",
+    "details.json",
     "history.csv",
     "MANIFEST.json",
 }
@@ -314,8 +315,8 @@ def test_missing_inputs_and_mismatched_metrics_are_actionable_errors(project: Pa
     with pytest.raises(StageError, match=r"models/train/history.csv: not found") as info:
         register.run(params)
     assert "dvc repro" in str(info.value)
-    metrics = json.loads((project / "reports/metrics.json").read_text())
-    (project / "reports/metrics.json").write_text(json.dumps({**metrics, "task": "regression"}))
+    details = json.loads((project / "reports/evaluate/details.json").read_text())
+    (project / "reports/evaluate/details.json").write_text(json.dumps({**details, "task": "regression"}))
     with pytest.raises(StageError, match="metrics are for task 'regression' but data.task is 'binary'"):
         register.run(params)
     (project / "reports/metrics.json").unlink()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tabml.orchestration.dvc_stages import StageOutcome
-from tabml.orchestration.summary import status_line, summary_markdown
+from tabml.orchestration.summary import WRAP, metrics_table, status_line, summary_markdown, validation_table
 
 RAN = StageOutcome("ingest", "ran", 3.24)
 SKIPPED = StageOutcome("validate", "skipped", 0.21)
@@ -81,3 +81,36 @@ def test_validation_section_links_data_docs_and_names_the_quarantine() -> None:
     )
     assert "Data Docs: [reports/validation.html](reports/validation.html)" in markdown
     assert "quarantine/credit/20261122T000000Z" in markdown
+
+
+def test_a_skipped_register_says_nothing_was_registered_whatever_the_last_record_says() -> None:
+    skipped = [StageOutcome("evaluate", "skipped", 0.1), StageOutcome("register", "skipped", 0.1)]
+    text = summary_markdown(skipped, metrics={"test": {"auroc": 0.8}}, registration={"passed": True, "version": 4})
+    assert "nothing registered" in text and "version: 4" not in text and "registered, " not in text
+    assert "`evaluate` was up to date in this run" in text  # the metrics are from an earlier run, and it says so
+
+
+def test_a_long_failure_reason_is_folded_not_cut() -> None:
+    reason = "stage 'register' failed: " + " ".join(f"word{i}" for i in range(60)) + " " + "x" * 150
+    text = summary_markdown([], failed_stage="register", error=reason)
+    block = text.split("```")[1].strip("\n").splitlines()
+    assert all(len(line) <= WRAP for line in block)
+    assert " ".join(block).replace("  ", " ").count("word59") == 1 and "x" * 90 in "".join(block)
+
+
+def test_metrics_and_validation_tables_hold_every_metric_and_failed_checks_first() -> None:
+    rows = metrics_table({"test": {"auroc": 0.812345, "f1": 0.5}, "threshold": 0.33, "n_test": 9})
+    assert rows == [
+        {"metric": "auroc", "value": "0.8123"},
+        {"metric": "f1", "value": "0.5"},
+        {"metric": "decision threshold", "value": "0.33"},
+    ]
+    checks = [
+        {"name": "type", "column": "Age", "severity": "error", "success": True, "expected": "integer"},
+        {"name": "row_count", "column": None, "severity": "warning", "success": False, "observed": 3},
+    ]
+    table = validation_table({"checks": checks})
+    assert [(r["name"], r["result"], r["column"]) for r in table] == [
+        ("row_count", "FAILED", ""),
+        ("type", "passed", "Age"),
+    ]

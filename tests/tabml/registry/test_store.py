@@ -214,9 +214,14 @@ def test_cli_list_show_promote_rollback(tmp_path: Path, capsys: pytest.CaptureFi
     assert out[0].startswith("credit (") and "3 version(s)" in out[0]
     assert "production" in out[3] and "auroc=0.75" in out[3] and "archived" in out[1]
 
-    assert cli("show", "--version", "v2", reg=reg) == 0
+    assert cli("show", "--version", "v2", "--json", reg=reg) == 0
     shown = json.loads(capsys.readouterr().out)
     assert (shown["version"], shown["stage"], shown["verified"]) == (2, "archived", True)
+    assert cli("show", "--version", "v2", reg=reg) == 0  # for a person: one summary, not the raw record
+    text = capsys.readouterr().out
+    assert text.startswith("credit v2: archived") and "test metrics:" in text and "auroc" in text
+    assert "verified against MANIFEST.json" in text and "raw record: add --json" in text
+    assert len(text.splitlines()) < 60 and "{" not in text
 
     assert cli("promote", "2", reg=reg) == 0
     assert capsys.readouterr().out.strip() == (
@@ -282,7 +287,7 @@ def test_cli_show_prints_lineage_and_gate_report_and_promotes_to_staging(
     register(reg, tmp_path / "src")
     assert cli("promote", "1", "--stage", "staging", reg=reg) == 0
     assert capsys.readouterr().out.strip() == "promoted credit v1 to staging: v1 archived -> staging"
-    assert cli("show", "--stage", "staging", reg=reg) == 0
+    assert cli("show", "--stage", "staging", "--json", reg=reg) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["version"] == 1 and shown["lineage"] == {"model": {"name": NAME, "version": 1}}
     assert "MANIFEST.json" in shown["files"] and "gate_report" not in shown  # no such document in this package

@@ -79,3 +79,9 @@ def test_page_renders_styled_in_a_real_headless_browser(tmp_path: Path) -> None:
         1200,
     )
     assert passed[PASSED_GREEN] > 0.03 * sum(passed.values()) and passed[FAILED_RED] < failed[FAILED_RED]
+
+
+def test_every_histogram_bin_is_labelled_on_the_page() -> None:
+    html = render(report())
+    labels = re.findall(r'<span class="lab">([^<]*)</span>', html)
+    assert labels[:3] == ["&lt; 10", "[10, 20)", "&gt;= 20"]  # under each bar, not only in a tooltip

@@ -94,3 +94,15 @@ def test_assess_drift_skips_columns_the_snapshot_lacks_and_applies_overrides() -
     p = DRIFT.model_copy(update={"columns": {"x": "warn"}})
     [x] = assess_drift(frame, profiles, p, reference_rows=100)
     assert x.column == "x" and x.action == "warn" and x.drifted and x.current == [0.1, 0.9]
+
+
+def test_dates_are_binned_on_a_time_axis_with_date_labels_whether_stored_as_dates_or_text() -> None:
+    from tabml.validation.drift import current_shares, numeric_profile
+
+    days = pd.Series(pd.date_range("2024-01-01", periods=400, freq="D"))
+    for column in (days, days.dt.strftime("%Y-%m-%d")):
+        profile = numeric_profile(column, bins=4, time=True)
+        assert profile is not None and profile.time and len(profile.fractions) == 4  # not one "(other)" bar
+        labels, shares, n = current_shares(column, profile)
+        assert labels[0] == "< 2024-04-09" and labels[-1].startswith(">= 2024-") and n == 400
+        assert shares == profile.fractions

@@ -123,3 +123,23 @@ def test_non_finite_and_empty_numeric_columns_get_no_range_or_profile() -> None:
     df = toy().assign(income=[np.inf, np.nan, -np.inf, np.nan, np.nan, np.nan])
     column = derive_reference(df, data_params(), LIMITS, snapshot="s").columns["income"]
     assert column.min is None and column.profile is None
+
+
+def test_ranges_never_cross_zero_for_one_signed_columns_and_stay_whole_for_whole_values() -> None:
+    frame = pd.DataFrame(
+        {
+            "age": [19.0, 25.0, None, 70.0, 33.0, 41.0],  # whole numbers, float only because of the null
+            "amount": [0.5, 120.25, 3000.0, 8.75, 14.0, 99.5],  # never negative
+            "loss": [-3.5, -0.25, -10.0, -1.0, -2.0, -7.5],  # never positive
+            "zip": [10001, 94105, 60601, 2139, 73301, 98101],  # a code stored as a number
+            "delta": [-2.5, 1.5, 0.0, 3.0, -1.0, 2.0],  # both signs: widened both ways
+            "y": [0, 1, 0, 1, 0, 0],
+        }
+    )
+    cols = derive_reference(frame, data_params(), LIMITS, snapshot="snap.parquet").columns
+    assert (cols["age"].min, cols["age"].max) == (0, 96)  # 19..70 ± 25.5, floored at 0, whole
+    assert isinstance(cols["age"].min, int) and isinstance(cols["age"].max, int)
+    assert cols["amount"].min == 0.0 and cols["amount"].max == pytest.approx(3000.0 + 0.5 * 2999.5)
+    assert cols["loss"].max == 0.0 and cols["loss"].min == pytest.approx(-10.0 - 0.5 * 9.75)
+    assert cols["zip"].min == 0 and cols["zip"].max == 98101 + 47981  # 2139..98101 widened by half the span
+    assert (cols["delta"].min, cols["delta"].max) == (-5.25, 5.75)

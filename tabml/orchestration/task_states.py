@@ -1,0 +1,63 @@
+"""The states a stage's task run ends in, and the policies around them: "Skipped" for a stage DVC found up to
+date, "NotRun" after a failed one, when a retry can help, how a timeout reads, and flow-run settings for a run
+started by hand. Used by flows/pipeline.py; no flow or task is defined here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.states import Cancelled, Completed
+
+from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome, is_retryable
+
+SKIPPED = "Skipped"  # the state name (type Completed) of a stage's task run when DVC skipped the stage
+NOT_RUN = "NotRun"  # the state name (type Cancelled) of the stages after a failed one
+UP_TO_DATE = "up to date: its deps, params and outs match dvc.lock, so DVC skipped it"
+
+
+def retry_if_it_can_help(task: Any, task_run: TaskRun, state: State) -> bool:
+    """Prefect's retry condition: the stage's exit code says whether a rerun could help (is_retryable)."""
+    failure = state.result(raise_on_failure=False)
+    return isinstance(failure, BaseException) and is_retryable(failure)
+
+
+def skipped_state(outcome: StageOutcome) -> State:
+    """The final state of a skipped stage's task run (no data: the flow keeps the outcome)."""
+    return Completed(name=SKIPPED, message=f"{UP_TO_DATE} (checked in {outcome.seconds:.2f}s)")
+
+
+def not_run_state(failed: str) -> State:
+    """The final state of a stage after the one that failed."""
+    return Cancelled(name=NOT_RUN, message=f"not run: stage '{failed}' failed before it")
+
+
+def as_stage_failure(name: str, exc: Exception, timeout_seconds: float | None) -> StageFailedError:
+    # A Prefect timeout arrives as TimeoutError, not as DVC's error: name the stage and the setting either way.
+    if isinstance(exc, StageFailedError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return StageFailedError(
+            name,
+            f"timed out after {timeout_seconds}s and its command was stopped; if it needs longer, raise "
+            f"orchestration.stages.{name}.timeout_seconds in params.yaml",
+            retryable=True,
+        )
+    return StageFailedError(name, f"{type(exc).__name__}: {exc}", retryable=is_retryable(exc))
+
+
+@contextmanager
+def manual_run_settings() -> Iterator[None]:
+    """Flow-run heartbeats off for a run started from a terminal, which watches the run itself.
+
+    A heartbeat lets the server notice a run whose machine died; the engine waits for the heartbeat thread's
+    current 1 s sleep at the end of every run, up to a second that dominates a run with nothing to do
+    (bench/orchestration_overhead.py). Deployment runs, started by a worker, keep their heartbeats.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
