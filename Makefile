@@ -41,7 +41,7 @@ repro: setup  ## the same DAG through DVC
 
 # Two workers, whole files each (a file's module fixtures and servers stay on one worker): ~12 min here, not ~19.
 TEST_WORKERS ?= 2
-test: setup browser lint  ## lint, then every test, slow ones included (chromium for the page screenshot tests)
+test: setup browser lint check-outputs  ## lint, the committed dvc.lock against the code, then every test (slow ones too)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup
