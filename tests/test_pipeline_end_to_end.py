@@ -36,7 +36,8 @@ def credit_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_example_table_runs_end_to_end_and_registers_version_1(credit_repo: Path) -> None:
     metrics = json.loads((credit_repo / "reports/metrics.json").read_text())
-    assert metrics["task"] == "binary" and metrics["test"]["auroc"] > 0.75
+    details = json.loads((credit_repo / "reports/evaluate/details.json").read_text())  # task, n_test, baselines
+    assert details["task"] == "binary" and metrics["test"]["auroc"] > 0.75
     record = json.loads((credit_repo / "reports/registration.json").read_text())
     assert record["passed"] and record["version"] == 1
     assert [v["version"] for v in registry_versions(credit_repo, "credit")] == [1]
@@ -100,7 +101,8 @@ def test_other_tables_run_by_editing_params_only(tmp_path: Path, table, data: di
     out = dvc("repro", cwd=root)
     assert ran_stages(out.stdout) == STAGES
     metrics = json.loads((root / "reports/metrics.json").read_text())
-    assert metrics["task"] == data["task"] and metric in metrics["test"]
+    details = json.loads((root / "reports/evaluate/details.json").read_text())
+    assert details["task"] == data["task"] and metric in metrics["test"]
     assert registry_versions(root, f"synthetic-{data['task']}")[0]["version"] == 1
 
 

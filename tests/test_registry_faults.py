@@ -59,7 +59,7 @@ def registry(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def production(root: Path) -> tuple[int, str]:
     """(version, sha256 of its weights) as `registry show` reports them."""
-    done = registry(root, "show")
+    done = registry(root, "show", "--json")
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     weights = root / shown["dir"] / "model.safetensors"

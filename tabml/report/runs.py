@@ -8,6 +8,7 @@ params) but no curves. Every file is optional: what is missing becomes a note on
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from tabml.evaluation.outputs import PLOTS_DIR
+from tabml.evaluation.outputs import DETAILS_FILE, PLOTS_DIR
 from tabml.evaluation.plots import PRECISION_RECALL, ROC
 from tabml.training.trained_model import HISTORY_FILE, RUN_INFO_FILE
 
@@ -39,7 +40,7 @@ class Run:
     rev: str | None = None
     created: str | None = None
     params: dict[str, Any] = field(default_factory=dict)  # flattened: "train.lr" -> 0.001
-    metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json: task, n_test, test{}, threshold
+    metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json (test{}, threshold) + details.json
     history: list[dict[str, float]] = field(default_factory=list)  # history.csv rows
     curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # plots/<name>.json -> rows
     registration: dict[str, Any] | None = None  # reports/registration.json
@@ -120,6 +121,10 @@ def read_run(name: str, source: Source, read: ReadText, rev: str | None = None, 
     raw_params = yaml.safe_load(read("params.yaml") or "{}") or {}
     train_dir, evaluate_dir = _get(raw_params, "train.out_dir"), _get(raw_params, "evaluate.out_dir")
     metrics = load_json(_get(raw_params, "evaluate.metrics"), "metrics") or {}
+    details_text = read(f"{evaluate_dir}/{DETAILS_FILE}") if evaluate_dir else None  # task, n_test, baselines
+    with contextlib.suppress(ValueError):  # runs from before details.json kept these in metrics.json
+        details = json.loads(details_text) if details_text else {}
+        metrics = {**details, **metrics} if isinstance(details, dict) and isinstance(metrics, dict) else metrics
     history_text = read(f"{train_dir}/{HISTORY_FILE}") if train_dir else None
     if history_text is None:
         where = f"{train_dir}/{HISTORY_FILE}" if train_dir else "train.out_dir is not in this run's params.yaml"

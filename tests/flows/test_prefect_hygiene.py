@@ -44,11 +44,11 @@ def test_a_failed_run_keeps_its_state_in_the_project_and_pickles_nothing(toy_tem
     assert done.returncode == 1 and "3 rows have no target" in done.stderr, done.stderr[-3000:]
     home = root / ".prefect"
     assert any(p.suffix == ".db" for p in files_under(home)), files_under(home)  # the run is in the project
-    stored = files_under(home / "storage")  # Prefect's local result storage: the failed run's exception only
-    assert stored, "Prefect stores a failed run's exception; it must be there, as JSON"
-    for path in stored:  # its type and message as JSON (before: a cloudpickle of the exception)
-        exception = json.loads(path.read_text())
-        assert exception["__exc_type__"].endswith("StageFailedError") and "3 rows" in exception["message"]
+    # Prefect's local result storage: nothing, since the flow returns its Failed state instead of raising; whatever
+    # is stored there must be JSON (before: a cloudpickle of the exception)
+    for path in files_under(home / "storage"):
+        assert not path.read_bytes().startswith(b"\x80"), f"{path} is a pickle"
+        json.loads(path.read_text())
 
 
 @pytest.mark.slow
