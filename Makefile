@@ -39,7 +39,7 @@ run: setup  ## the full pipeline on the example table, through the Prefect flow
 repro: setup  ## the same DAG through DVC
 	dvc repro
 
-# Two workers, whole files each (a file's module fixtures and servers stay on one worker): ~12 min here, not ~19.
+# Two workers, whole files each (a file's module fixtures and servers stay on one worker): ~19 min here (measured).
 TEST_WORKERS ?= 2
 test: setup browser lint check-outputs  ## lint, the committed dvc.lock against the code, then every test (slow ones too)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile

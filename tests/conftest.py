@@ -20,6 +20,16 @@ FAST_TRAIN = {"max_epochs": 4, "patience": 2, "hidden_sizes": [32, 16], "batch_s
 FAST_BASELINES = {"majority": 0.0}
 
 
+@pytest.fixture(autouse=True)
+def no_flow_marks_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flow entry point called in the test process marks that process as a flow (tabml.orchestration.reaper);
+    the mark ends with the test, so later tests' stages are not tied to a flow that is not theirs."""
+    from tabml.core.lifeline import FLOW_PID_ENV, STAGE_GROUP_ENV
+
+    for name in (FLOW_PID_ENV, STAGE_GROUP_ENV):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def quiet_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """No telemetry, W&B offline, DVC and Prefect state in temp dirs, the venv's `python` first on PATH."""
