@@ -56,11 +56,26 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace_seconds: float = 15)
         proc.wait(timeout=grace_seconds)
 
 
+def default_sigint() -> None:
+    """Ctrl-C's default action in a started process (a test process may ignore SIGINT; children inherit that)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def started(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A background process in its own session (so its children can be stopped with it), output to `log`."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=default_sigint,  # as from a terminal, whatever the test process's own disposition
+        )
         try:
             yield proc
         finally:

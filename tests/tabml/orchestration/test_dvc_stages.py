@@ -206,6 +206,7 @@ import os, signal, sys
 from tabml.core.errors import ExitCode
 from tabml.core.stage import write_status
 write_status("first", None)
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's Ctrl-C, even if the test process ignores it
 try:
     os.kill(os.getpid(), signal.SIGINT)
 except KeyboardInterrupt:  # what tabml.core.stage.stage_main does with Ctrl-C
