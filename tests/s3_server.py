@@ -8,8 +8,6 @@ only: `dvc remote add -d`, `dvc remote modify endpointurl`; the credentials stay
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.workspace import run
+from tests.workspace import run, stop_process_group
 
 STARTUP_TIMEOUT_SECONDS = 60
 REMOTE_NAME = "s3remote"
@@ -82,7 +80,7 @@ def s3_server(log_dir: Path) -> Iterator[S3Server]:
         _wait_until_up(server, proc)
         yield server
     finally:
-        _stop(proc)
+        stop_process_group(proc, grace_seconds=10)
 
 
 def _wait_until_up(server: S3Server, proc: subprocess.Popen[bytes]) -> None:
@@ -96,19 +94,6 @@ def _wait_until_up(server: S3Server, proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"moto server did not start on {server.endpoint}:\n{server.log.read_text()[-3000:]}")
         time.sleep(0.3)
-
-
-def _stop(proc: subprocess.Popen[bytes], grace_seconds: float = 10) -> None:
-    if proc.poll() is not None:
-        return
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=grace_seconds)
 
 
 def use_s3_remote(root: Path, server: S3Server, bucket: str, prefix: str = "dvcstore") -> str:

@@ -6,9 +6,12 @@ the suite never depends on what a user has put in the checkout's own params.yaml
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 PIPELINE_FILES = ("dvc.yaml", ".dvcignore", "tasks", "tabml", "flows")  # from the checkout
@@ -66,3 +69,17 @@ def example_orchestration(stages: dict | None = None, **sections: dict) -> dict:
     for name, values in sections.items():
         orchestration[name] = {**orchestration[name], **values}
     return orchestration
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], grace_seconds: float = 15) -> None:
+    """SIGTERM to the process and everything it started, then SIGKILL whatever is left."""
+    if proc.poll() is not None:
+        return
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=grace_seconds)

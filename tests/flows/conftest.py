@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.s3_server import S3Server, s3_server
+from tests.workspace import stop_process_group  # noqa: F401 - the flow tests import it from here
 
 STARTUP_TIMEOUT_SECONDS = 120  # a loaded 2-core CI box needs ~30 s
 
@@ -42,23 +43,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def stop_process_group(proc: subprocess.Popen[bytes], grace_seconds: float = 15) -> None:
-    """SIGTERM to the process and everything it started, then SIGKILL whatever is left."""
-    if proc.poll() is not None:
-        return
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=grace_seconds)
-
-
 def default_sigint() -> None:
     """Ctrl-C's default action in a started process (a test process may ignore SIGINT; children inherit that)."""
-    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
