@@ -8,7 +8,6 @@ on imbalanced targets 0.5 is arbitrary, and choosing on test would leak.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -48,10 +47,9 @@ def _scoring(split: str) -> Iterator[None]:
 
 
 def decision_threshold(val_scores: np.ndarray, y_val: np.ndarray) -> float:
-    """Binary: the F1-maximising cut on the validation split, rounded down to 6 digits so the recorded
-    value reproduces every decision made with it."""
+    """Binary: the F1-maximising cut on the validation split, as recorded (`metrics.recorded_threshold`)."""
     with _scoring("val"):
-        return math.floor(metrics.choose_threshold(val_scores, y_val) * 1e6) / 1e6
+        return metrics.recorded_threshold(val_scores, y_val)
 
 
 def evaluate(

@@ -13,7 +13,6 @@ values in target units; binary baselines carry their own decision threshold, cho
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from tabml.data.preprocessing import SplitArrays
-from tabml.evaluation.metrics import choose_threshold
+from tabml.evaluation.metrics import recorded_threshold
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -142,7 +141,7 @@ def linear(
     if task == "multiclass":
         return BaselinePrediction("linear", full, None)
     val_scores = logistic.predict_proba(x_val)[:, list(logistic.classes_).index(1)]
-    threshold = math.floor(choose_threshold(val_scores, val.y) * 1e6) / 1e6  # as tasks.evaluate rounds the network's
+    threshold = recorded_threshold(val_scores, val.y)  # as tasks.evaluate records the network's
     return BaselinePrediction("linear", full[:, 1], threshold)
 
 

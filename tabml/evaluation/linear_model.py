@@ -5,14 +5,13 @@ holds it as safetensors and every scorer (batch, online, champion comparison) ru
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
 
 from tabml.data.preprocessing import SplitArrays
 from tabml.evaluation.baselines import design_matrix
-from tabml.evaluation.metrics import choose_threshold
+from tabml.evaluation.metrics import recorded_threshold
 from tabml.training.model import TabularNet
 from tabml.training.model_config import ModelConfig
 from tabml.training.trained_model import score_arrays
@@ -69,4 +68,4 @@ def fit_linear_model(
 
 def val_threshold(net: TabularNet, val: SplitArrays) -> float:
     """Binary: the F1-maximising cut on val, rounded down to 6 digits as evaluate rounds the network's."""
-    return math.floor(choose_threshold(score_arrays(net, val, "binary"), val.y) * 1e6) / 1e6
+    return recorded_threshold(score_arrays(net, val, "binary"), val.y)

@@ -75,6 +75,11 @@ def choose_threshold(score: np.ndarray, target: np.ndarray) -> float:
     return float(thresholds[int(torch.argmax(f1))])
 
 
+def recorded_threshold(score: np.ndarray, target: np.ndarray) -> float:
+    """`choose_threshold` rounded down to 6 digits, so the recorded value reproduces every decision made with it."""
+    return math.floor(choose_threshold(score, target) * 1e6) / 1e6
+
+
 def binary_metrics(score: np.ndarray, target: np.ndarray, threshold: float) -> dict[str, float]:
     """auroc, pr_auc (average precision), log_loss on scores; the rest on `score >= threshold`."""
     _require_classes(target, 2, "AUROC and average precision")
