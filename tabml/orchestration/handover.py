@@ -87,7 +87,9 @@ def transfer(root: Path, direction: str, paths: list[str], remote: str | None, s
             f"{redact_text(dvc_reason(exc))}\n  what to do: check `dvc remote list` and the remote's credentials "
             "on this machine, then trigger the run again."
         ) from None
-    return int(done.get("fetched", 0) if isinstance(done, dict) else done or 0)
+    if isinstance(done, dict):  # pull: {"stats": {"fetched": n, "added": [...], ...}}
+        return int(done.get("stats", {}).get("fetched", 0))
+    return int(done or 0)
 
 
 def commit_and_push(root: Path, git_remote: str, ref: str, message: str) -> str:

@@ -139,7 +139,12 @@ def on_its_pool(stage: str, params: FlowParams, here: StageStep) -> StageStep:
     if pool is None:
         return here
     step = run_stage_on_pool.with_options(name=stage, task_run_name=stage)  # no retries: the stage flow retries
-    return lambda root, name, force, env: step(root, name, force, env, pool, params.orchestration)
+
+    def on_pool(root: str, name: str, force: bool, env: dict[str, str]) -> Any:
+        final = step(root, name, force, env, pool, params.orchestration)  # the State it returned: its data is ours
+        return final.result() if isinstance(final, State) else final
+
+    return on_pool
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
