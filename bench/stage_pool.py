@@ -1,13 +1,14 @@
 """What sending only the train stage to another work pool adds to a run: routed vs in place, side by side.
 
-One Prefect server, moto's S3 server and a bare git remote on loopback, two process workers (`bench-cpu` runs the
-pipeline, `bench-gpu` the stage flow; train stays on the CPU). Two git-sourced deployments of the same pipeline on
-`bench-cpu`, from two commits that differ only in `orchestration.stages.train.work_pool` (null vs `bench-gpu`),
-are triggered alternately, `--repeats` times each, each run in a fresh clone. Reported: medians of the whole run
-(the flow run's start to end) and of the train task run (in place: the stage; routed: dvc push of its inputs, the
-hand-over commit, the stage flow's pickup, clone, checkout and `dvc pull`, the stage, its push, the take-back),
-and whether the routed runs trained the same model (model.safetensors' md5 in each run's dvc.lock entry, read
-from the bucket's .dir manifests) with the same train deps and params.
+The example pipeline with 2 epochs (gate: beat the majority class). One Prefect server, moto's S3 server and a bare
+git remote on loopback, two process workers (`bench-cpu` runs the pipeline, `bench-gpu` the stage flow; train stays
+on the CPU). Two git-sourced deployments of the same pipeline on `bench-cpu`, from two commits that differ only in
+`orchestration.stages.train.work_pool` (null vs `bench-gpu`), are triggered alternately, `--repeats` times each,
+each run in a fresh clone. Reported: medians of the whole run (the flow run's start to end) and of the train task
+run (in place: the stage; routed: dvc push of its inputs, the hand-over commit, the stage flow's pickup, clone,
+checkout and `dvc pull`, the stage, its push, the take-back), and whether the routed runs trained the same model
+(model.safetensors' md5 in each run's dvc.lock entry, read from the bucket's .dir manifests) with the same train
+deps and params.
 
 Run: `python -m bench.stage_pool [--repeats 2]` (a few minutes: each run is a full pipeline in a fresh clone).
 """
@@ -43,7 +44,7 @@ def workspace(tmp: Path, s3: S3Server, bucket: str) -> Path:
     root = copy_pipeline(PROJECT, tmp / "ws")
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train"].update({"max_epochs": 2, "patience": 1})
-    params["register"]["registry_dir"] = str(tmp / "shared-registry")
+    params["register"].update({"registry_dir": str(tmp / "shared-registry"), "baselines": {"majority": 0.0}})
     orchestration = params["orchestration"]
     orchestration["deployment"].update({"source": "git", "cron": None, "work_pool": POOLS[0]})
     orchestration["publish"]["git_remote"] = "origin"

@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, cast
 
@@ -199,12 +200,9 @@ def ensure_stage_pool(name: str, pool_type: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_work_pool(name)
-            return
-        except ObjectNotFound:
-            pass
+    with get_client(sync_client=True) as client, suppress(ObjectNotFound):
+        client.read_work_pool(name)
+        return
     ensure_work_pool(name, pool_type)
 
 
@@ -276,8 +274,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deployment {FLOW_NAME}/{d.name} ({deployment_id}) on pool '{d.work_pool}', {schedule}")
             runs_on = root if d.source == "local" else f"a clone of git remote '{d.git_remote}' in the worker's folder"
             print(f"  runs on {runs_on}; UI: {api.removesuffix('/api')}/deployments; start a worker: make worker")
+            from tabml.orchestration.stage_pool import routes
+
+            plan = routes(orchestration, list(orchestration.stages))
             for pool, stage_id in deploy_stage_flows(root, orchestration).items():
-                stages = [s for s in orchestration.stages if orchestration.work_pool(s) == pool]
+                stages = [stage for stage, its_pool in plan.items() if its_pool == pool]
                 print(f"deployment tabml-stage/{pool} ({stage_id}) on pool '{pool}' runs {', '.join(stages)}")
                 print(f"  start its worker where that pool's machines are: python -m flows.deploy worker --pool {pool}")
             return 0
