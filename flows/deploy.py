@@ -3,8 +3,8 @@
 Everything comes from `orchestration.deployment` in params.yaml (docs/scheduling.md):
 
     python -m flows.deploy server             # Prefect API + UI on http://127.0.0.1:4200, SQLite in $PREFECT_HOME
-    python -m flows.deploy worker             # a worker polling the deployment's work pool
-    python -m flows.deploy deploy             # create the work pool if needed, create/update the deployment
+    python -m flows.deploy worker [--pool P]  # a worker polling the deployment's work pool (or a stage pool P)
+    python -m flows.deploy deploy             # create the work pools if needed, create/update the deployments
     python -m flows.deploy trigger [--wait]   # one run now, optionally with -S overrides or --data-path
 
 `deploy`, `worker` and `trigger` talk to the server named by PREFECT_API_URL (the Makefile sets it).
@@ -17,11 +17,12 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, cast
 
 from tabml.core.env import quiet_telemetry
-from tabml.core.ops_params import DeploymentParams
+from tabml.core.ops_params import DeploymentParams, OrchestrationParams
 from tabml.core.params import ParamsError
 from tabml.orchestration.code_source import CodeSourceError, git_source, git_storage
 from tabml.orchestration.entry import project_prefect_home
@@ -154,6 +155,57 @@ def deploy(root: Path, d: DeploymentParams) -> str:
     return str(deployment_id)
 
 
+def deploy_stage_flows(root: Path, orchestration: OrchestrationParams) -> dict[str, str]:
+    """The stage flow (flows/stage.py) as `tabml-stage/<pool>` on every pool a stage is sent to: {pool: id}."""
+    from prefect import flow
+    from prefect.runner.storage import LocalStorage
+
+    from tabml.orchestration.stage_pool import STAGE_ENTRYPOINT, stage_flow_storage  # imports Prefect
+
+    pools = orchestration.stage_work_pools()
+    if not pools:
+        return {}
+    d = orchestration.deployment
+    if d.source == "git":  # a clone at the deployed commit; the stage flow fetches the run's hand-over ref itself
+        if orchestration.publish.git_remote is None:
+            raise DeployError(
+                f"orchestration.stages sends stages to {pools}, and a git-sourced run hands them over through "
+                "orchestration.publish.git_remote, which is null.\n  what to do: set it (origin) and deploy again."
+            )
+        storage: Any = stage_flow_storage(*git_source(root, d.git_remote))
+    else:  # the stage flow runs in the pipeline's own checkout (a path on a disk both workers share)
+        storage = LocalStorage(str(root))
+    ids = {}
+    for pool in pools:
+        ensure_stage_pool(pool, orchestration.stage_pools.work_pool_type)
+        stage_flow = cast(Any, flow.from_source(source=storage, entrypoint=STAGE_ENTRYPOINT))
+        ids[pool] = str(
+            stage_flow.deploy(
+                name=pool,
+                work_pool_name=pool,
+                parameters={"root": "." if d.source == "git" else str(root)},
+                description=f"One tabml stage, sent here by the pipeline flow (orchestration.stages: {pool}).",
+                tags=["tabml", "tabml-stage"],
+                build=False,
+                push=False,
+                print_next_steps=False,
+                ignore_warnings=True,
+            )
+        )
+    return ids
+
+
+def ensure_stage_pool(name: str, pool_type: str) -> None:
+    """A stage pool that exists is used as it is (a GPU pool may be of another type); else it is created."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client, suppress(ObjectNotFound):
+        client.read_work_pool(name)
+        return
+    ensure_work_pool(name, pool_type)
+
+
 def trigger(d: DeploymentParams, parameters: dict[str, Any], wait: bool, timeout: float | None) -> Any:
     """Create a flow run of the deployment now; with `wait`, return once it has finished."""
     from prefect.deployments import run_deployment
@@ -173,10 +225,14 @@ def trigger(d: DeploymentParams, parameters: dict[str, Any], wait: bool, timeout
         ) from None
 
 
-def load_deployment_params(root: Path) -> DeploymentParams:
+def load_orchestration(root: Path) -> OrchestrationParams:
     from tabml.orchestration.flow_params import load_flow_params
 
-    return load_flow_params(root / "params.yaml").orchestration.deployment
+    return load_flow_params(root / "params.yaml").orchestration
+
+
+def load_deployment_params(root: Path) -> DeploymentParams:
+    return load_orchestration(root).deployment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     server = commands.add_parser("server", help="start a local Prefect server (SQLite) on 127.0.0.1")
     server.add_argument("--port", type=int, default=DEFAULT_PORT)
-    commands.add_parser("worker", help="start a worker for the deployment's work pool")
+    worker = commands.add_parser("worker", help="start a worker for the deployment's work pool")
+    worker.add_argument("--pool", help="a stage pool of orchestration.stages.*.work_pool instead")
     commands.add_parser("deploy", help="create the work pool if needed, create or update the deployment")
     run = commands.add_parser("trigger", help="start a run of the deployment now")
     run.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE", help="as dvc exp run -S")
@@ -202,19 +259,28 @@ def main(argv: list[str] | None = None) -> int:
             # exec: Ctrl-C and signals go straight to the server; its state lives in $PREFECT_HOME (SQLite).
             prefect = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
             os.execv(sys.executable, [*prefect, "--port", str(args.port)])
-        d = load_deployment_params(root)
+        orchestration = load_orchestration(root)
+        d = orchestration.deployment
         api = require_server()
         if args.command == "worker":
-            os.execv(
-                sys.executable,
-                [sys.executable, "-m", "prefect", "worker", "start", "--pool", d.work_pool, "--type", d.work_pool_type],
-            )
+            pool, kind = d.work_pool, d.work_pool_type
+            if args.pool and args.pool != d.work_pool:
+                pool, kind = args.pool, orchestration.stage_pools.work_pool_type
+            worker_cmd = ["-m", "prefect", "worker", "start", "--pool", pool, "--type", kind]
+            os.execv(sys.executable, [sys.executable, *worker_cmd])
         if args.command == "deploy":
             deployment_id = deploy(root, d)
             schedule = f"cron '{d.cron}' ({d.timezone})" if d.cron else "no schedule (trigger only)"
             print(f"deployment {FLOW_NAME}/{d.name} ({deployment_id}) on pool '{d.work_pool}', {schedule}")
             runs_on = root if d.source == "local" else f"a clone of git remote '{d.git_remote}' in the worker's folder"
             print(f"  runs on {runs_on}; UI: {api.removesuffix('/api')}/deployments; start a worker: make worker")
+            from tabml.orchestration.stage_pool import routes
+
+            plan = routes(orchestration, list(orchestration.stages))
+            for pool, stage_id in deploy_stage_flows(root, orchestration).items():
+                stages = [stage for stage, its_pool in plan.items() if its_pool == pool]
+                print(f"deployment tabml-stage/{pool} ({stage_id}) on pool '{pool}' runs {', '.join(stages)}")
+                print(f"  start its worker where that pool's machines are: python -m flows.deploy worker --pool {pool}")
             return 0
         flow_run = trigger(d, trigger_parameters(args.force, args.set_param, args.data_path), args.wait, args.timeout)
         state = flow_run.state

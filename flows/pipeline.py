@@ -1,12 +1,11 @@
 """The training pipeline as a Prefect flow: dvc.yaml's stages, in DVC's order, each run through DVC.
 
-A flow run and `dvc repro` therefore skip the same stages and write the same dvc.lock. Every stage is a task run
-named after it, in every run: a stage DVC skips ends Completed with the state name "Skipped", the reason and the
-time its check took; the stages after a failed one end Cancelled, named "NotRun". One run at a time
-holds the workspace (tabml.orchestration.workspace_lock); a stage that fails is retried only when its exit code
-says a rerun could help (tabml.orchestration.dvc_stages); a failed run is reported (flow_hooks, notify); a
-successful scheduled run is pushed and its dvc.lock committed on a run branch (publish_run).
-docs/scheduling.md has it all.
+A flow run and `dvc repro` therefore skip the same stages and write the same dvc.lock. Every stage is a task run named
+after it, in every run: a stage DVC skips ends Completed with the state name "Skipped", the reason and the time its
+check took; the stages after a failed one end Cancelled, named "NotRun". One run at a time holds the workspace
+(tabml.orchestration.workspace_lock); a stage that fails is retried only when its exit code says a rerun could help
+(tabml.orchestration.dvc_stages); a failed run is reported (flow_hooks, notify); a successful scheduled run is pushed
+and its dvc.lock committed on a run branch (publish_run). docs/scheduling.md has it all.
 Usage: python -m flows.pipeline [--root .] [--force] [-S train.lr=0.003] [--data-path x.csv] [--publish]
 """
 
@@ -38,6 +37,7 @@ from tabml.orchestration.flow_params import FlowParams, load_flow_params
 from tabml.orchestration.overrides import apply_param_overrides, override_for
 from tabml.orchestration.publish_run import Published, PublishError, publish_run, should_publish
 from tabml.orchestration.reaper import guard_flow_process
+from tabml.orchestration.stage_pool import on_its_pool  # a stage with orchestration.stages.<stage>.work_pool
 from tabml.orchestration.summary import status_line
 from tabml.orchestration.task_states import (
     as_stage_failure,
@@ -193,7 +193,7 @@ def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, s
             policy = params.orchestration.policy(name)
             started = time.perf_counter()
             try:
-                result = _as_task(run_stage, name, policy)(str(project), name, force, env)
+                result = on_its_pool(name, params, _as_task(run_stage, name, policy))(str(project), name, force, env)
             except Exception as exc:
                 failure = as_stage_failure(name, exc, policy.timeout_seconds)
                 logger.error(f"[{position}/{len(stages)}] {name}: FAILED after {time.perf_counter() - started:.1f}s")

@@ -41,16 +41,27 @@ class StagePolicy(Section):
         return [self.retry_delay_seconds * self.retry_backoff**attempt for attempt in range(self.retries)]
 
 
+GIT_REMOTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+WORK_POOL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # also the name of the pool's stage-flow deployment
+
+
 class StageOverride(Section):
-    """What one stage changes of `orchestration.stage_defaults`."""
+    """What one stage changes of `orchestration.stage_defaults`, and where it runs."""
 
     retries: int | None = Field(default=None, ge=0)
     retry_delay_seconds: float | None = Field(default=None, ge=0)
     retry_backoff: float | None = Field(default=None, ge=1)
     timeout_seconds: float | None = Field(default=None, gt=0)
+    # the work pool whose worker runs this stage (a flow run of the `tabml-stage` deployment there, docs/scale-out.md
+    # section 5); null or absent: where the flow runs
+    work_pool: str | None = Field(default=None, pattern=WORK_POOL_NAME)
 
 
-GIT_REMOTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+class StagePoolParams(Section):
+    """Stages sent to another work pool (`stages.<name>.work_pool`): the pools `deploy` makes, how long to wait."""
+
+    work_pool_type: str  # the type of a stage pool `deploy` creates (process | docker | kubernetes)
+    pickup_timeout_seconds: float = Field(gt=0)  # no worker of the pool started the stage by then: the run fails
 
 
 class PublishParams(Section):
@@ -93,6 +104,7 @@ class OrchestrationParams(Section):
     lock_timeout_seconds: float = Field(gt=0)  # wait this long for another run on this workspace
     stage_defaults: StagePolicy
     stages: dict[str, StageOverride]  # keys: dvc.yaml stage names and `publish` (checked against dvc.yaml)
+    stage_pools: StagePoolParams
     publish: PublishParams
     notify: NotifyParams
     deployment: DeploymentParams
@@ -102,6 +114,8 @@ class OrchestrationParams(Section):
         bad = [key for key in self.stages if not key.replace("_", "").replace("-", "").isalnum()]
         if bad:
             raise ValueError(f"stages: {bad} are not stage names")
+        if self.stages.get("publish", StageOverride()).work_pool is not None:
+            raise ValueError("stages.publish.work_pool: publishing runs where the flow runs; set it to null")
         return self
 
     def policy(self, stage: str) -> StagePolicy:
@@ -109,7 +123,16 @@ class OrchestrationParams(Section):
         override = self.stages.get(stage)
         if override is None:
             return self.stage_defaults
-        return self.stage_defaults.model_copy(update=override.model_dump(exclude_none=True))
+        return self.stage_defaults.model_copy(update=override.model_dump(exclude_none=True, exclude={"work_pool"}))
+
+    def work_pool(self, stage: str) -> str | None:
+        """The pool `stage` is sent to; None: it runs where the flow runs."""
+        override = self.stages.get(stage)
+        return override.work_pool if override is not None else None
+
+    def stage_work_pools(self) -> list[str]:
+        """Every pool a stage is sent to, each once, sorted: `deploy` makes a stage-flow deployment on each."""
+        return sorted({pool for stage in self.stages if (pool := self.work_pool(stage)) is not None})
 
     def unknown_stages(self, known: set[str]) -> list[str]:
         """Keys of `stages` that name no step of the flow (a typo such as `trian`)."""
