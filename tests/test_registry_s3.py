@@ -68,7 +68,11 @@ def test_two_versions_in_a_bucket_are_listed_shown_verified_and_scored_from_a_wo
     register.run(evaluated(in_bucket, params))
     register.run(evaluated(in_bucket, params, features="weak"))
     keys = server.keys(BUCKET, "models/credit/")
-    assert {"models/credit/index.json", "models/credit/events/0000000001.json", "models/credit/events/0000000002.json"} <= keys
+    assert {
+        "models/credit/index.json",
+        "models/credit/events/0000000001.json",
+        "models/credit/events/0000000002.json",
+    } <= keys
     assert {"models/credit/versions/v1/MANIFEST.json", "models/credit/versions/v2/model.safetensors"} <= keys
     record = json.loads((in_bucket / "reports/registration.json").read_text())
     assert record["registry_path"] == f"{URL}/credit/versions/v2" and not (in_bucket / "models/credit").exists()
@@ -87,7 +91,17 @@ def test_two_versions_in_a_bucket_are_listed_shown_verified_and_scored_from_a_wo
 
     rows = pd.read_csv(EXAMPLE_TABLE).head(20)
     rows.to_csv(other / "new.csv", index=False)
-    predict = [sys.executable, "-m", "tabml.predict", "new.csv", "scored.csv", "--registry-dir", URL, "--name", "credit"]
+    predict = [
+        sys.executable,
+        "-m",
+        "tabml.predict",
+        "new.csv",
+        "scored.csv",
+        "--registry-dir",
+        URL,
+        "--name",
+        "credit",
+    ]
     scored = subprocess.run(predict, cwd=other, env=env, capture_output=True, text=True, timeout=300)
     assert scored.returncode == 0, scored.stderr
     out = pd.read_csv(other / "scored.csv")
@@ -142,7 +156,9 @@ def test_two_writers_in_two_processes_lose_no_update(server: S3Server, tmp_path:
 
 
 def test_a_bucket_that_cannot_be_used_fails_in_one_line(server: S3Server, tmp_path: Path) -> None:
-    down = cli(tmp_path, env_for(server, tmp_path / "c1", AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{free_port()}"), "list")
+    down = cli(
+        tmp_path, env_for(server, tmp_path / "c1", AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{free_port()}"), "list"
+    )
     assert down.returncode == 75 and f"{URL}/credit" in down.stderr and "AWS_ENDPOINT_URL" in down.stderr
     no_keys = {k: v for k, v in env_for(server, tmp_path / "c2").items() if not k.startswith("AWS_ACCESS") and
                not k.startswith("AWS_SECRET")}  # fmt: skip

@@ -126,8 +126,9 @@ def _split(key: str) -> tuple[str, str]:
 
 def _listing(fs: Any, url: str) -> dict[str, dict[str, Any]]:
     """Key (relative to the line) -> object info; a missing bucket is refused."""
-    base, missing = _key(url), RegistryError(
-        "the registry's bucket does not exist", url, "create it, or fix register.registry_dir"
+    base, missing = (
+        _key(url),
+        RegistryError("the registry's bucket does not exist", url, "create it, or fix register.registry_dir"),
     )
     try:
         found = fs.find(base, detail=True)
