@@ -130,6 +130,37 @@ def push_branch(root: Path, git_remote: str, branch: str) -> None:
         ) from None
 
 
+def push_tags(root: Path, git_remote: str) -> list[str]:
+    """Push the GTO tags this clone made (`credit@v3.0.0`, `credit#production#2`) that `git_remote` lacks, all or
+    none (`--atomic`); a tag the remote holds on another commit (another worker's registration) is refused."""
+    from tabml.core.redact import redact_text
+
+    listed = (line.split() for line in _git(root, "show-ref", "--tags", ok=(0, 1)).splitlines())
+    ours = {ref: sha for sha, ref in listed if "@v" in ref or "#" in ref}
+    remote = (line.split() for line in _git(root, "ls-remote", "--tags", git_remote).splitlines())
+    theirs = {ref: sha for sha, ref in remote if not ref.endswith("^{}")}
+    clash = sorted(ref.removeprefix("refs/tags/") for ref, sha in ours.items() if theirs.get(ref, sha) != sha)
+    if clash:
+        raise PublishError(
+            f"{root}: GTO tag(s) {', '.join(clash)} already exist on '{git_remote}' on another commit: another "
+            "worker registered in a registry that is not this one, or with tags this clone did not fetch\n"
+            "  what to do: the run branch and the registry are fine (the registry is the record); give every worker "
+            f"the same register.registry_dir, then `git fetch {git_remote} --tags` and `python -m tabml.registry "
+            "repair` in a clone to rewrite the tags"
+        )
+    new = sorted(ref for ref in ours if ref not in theirs)
+    if new:
+        try:
+            _git(root, "push", "--quiet", "--atomic", git_remote, *(f"{ref}:{ref}" for ref in new))
+        except subprocess.CalledProcessError as exc:
+            raise PublishError(
+                f"{root}: git push of GTO tags to '{git_remote}' failed: {redact_text(exc.stderr.strip())}\n"
+                f"  what to do: check the remote's access, then `git push {git_remote} --tags`",
+                retryable=True,
+            ) from None
+    return [ref.removeprefix("refs/tags/") for ref in new]
+
+
 def publish_run(
     root: Path,
     *,
@@ -155,6 +186,8 @@ def publish_run(
         ) from None
     if made is not None and git_remote is not None:
         push_branch(root, git_remote, made)
+    if git_remote is not None:
+        push_tags(root, git_remote)
     return Published(pushed, made, commit, paths, new_branch=made == branch)
 
 

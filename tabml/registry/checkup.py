@@ -10,7 +10,8 @@ from tabml.registry.gto import GTO_STAGES, gto_stages, repo_root
 from tabml.registry.index import RegistryError, RegistryIndex
 from tabml.registry.package import verify
 from tabml.registry.recovery import current_index
-from tabml.registry.store import model_dir
+from tabml.registry.remote import fetch_version
+from tabml.registry.store import model_dir, refreshed
 
 
 def _gto_problems(name: str, index: RegistryIndex) -> list[str]:
@@ -35,13 +36,14 @@ def _gto_problems(name: str, index: RegistryIndex) -> list[str]:
 
 def verify_line(registry_dir: Path, name: str, key: bytes | None, gto: bool) -> tuple[list[str], RegistryIndex]:
     """The problems found (empty: all agree) and the index they were checked against."""
-    mdir = model_dir(registry_dir, name)
+    mdir = refreshed(model_dir(registry_dir, name))
     state = current_index(mdir)
     problems = [f"index.json: {state.rebuilt_because}"] if state.rebuilt_because else []
     if state.events and replay(name, state.events).versions != state.index.versions:
         problems.append("index.json differs from what events.jsonl records")
     for entry in state.index.versions:
         try:
+            fetch_version(mdir, entry.path, again=True)  # a bucket's package: what it holds now (no-op locally)
             verify(mdir / entry.path, entry.manifest_sha256, key)
         except RegistryError as exc:
             problems.append(f"v{entry.version}: {exc.where}: {exc.what}")

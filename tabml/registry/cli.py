@@ -18,7 +18,7 @@ from tabml.core.errors import ExitCode, StageError
 from tabml.core.params import DEFAULT_PARAMS, MODEL_NAME_PATTERN, Params, ParamsError, load_params
 from tabml.registry.index import RegistryIndex, VersionEntry, stage_moves
 from tabml.registry.package import DOCUMENTS, MANIFEST_FILE, signing_key
-from tabml.registry.store import load_package, locked, model_dir, promote, read_index, repair, rollback
+from tabml.registry.store import load_package, locked, model_dir, promote, read_index, repair, rollback, where
 
 
 def model_name_arg(text: str) -> str:
@@ -146,7 +146,7 @@ def lock_timeout(t: Target) -> float:
 
 def list_versions(t: Target, args: argparse.Namespace) -> int:
     index = read_index(model_dir(t.registry_dir, t.name))
-    print(f"{t.name} ({model_dir(t.registry_dir, t.name)}): {len(index.versions)} version(s)")
+    print(f"{t.name} ({where(model_dir(t.registry_dir, t.name))}): {len(index.versions)} version(s)")
     print("\n".join(summary_line(entry) for entry in index.versions))
     return 0
 

@@ -12,7 +12,7 @@ from tabml.core.files import read_json_object, write_json_atomic
 from tabml.core.params import Params
 from tabml.registry.gate import GateDecision
 from tabml.registry.index import VersionEntry
-from tabml.registry.store import model_dir
+from tabml.registry.store import model_dir, where
 
 
 def registration_record(
@@ -34,7 +34,7 @@ def registration_record(
         "promoted": bool(entry and entry.stage == "production"),
         "previous_production": previous,
         "champion_version": decision.champion_version,
-        "registry_path": str(mdir / entry.path) if entry else None,
+        "registry_path": f"{where(mdir)}/{entry.path}" if entry else None,
         "manifest_sha256": entry.manifest_sha256 if entry else None,
         "gate_report": str(params.register_.gate_report),
         "gto": gto,

@@ -7,8 +7,8 @@ an index that is rebuilt from disk, never reset; writers are serialised by an `f
 get distinct versions; and one git commit can carry several versions (a pipeline re-run on the same HEAD). GTO
 tags (`register.gto_tags`) are an optional mirror of this record, reconciled after every write.
 
-Tests only: PAUSE_ENV (`TABML_TEST_PAUSE_AT=renamed|logged|indexed`, and `assigned` in tabml.registry.gto)
-makes a writer stop at that phase so a test can `kill -9` it there (docs/reliability.md).
+Tests only: PAUSE_ENV (`TABML_TEST_PAUSE_AT=renamed|logged|indexed`, `assigned` in tabml.registry.gto) stops a
+writer at that phase so a test can `kill -9` it there (docs/reliability.md). A bucket: tabml.registry.remote.
 
 Stages: `production` (at most one version: what batch prediction uses by default), `staging` (at most one:
 a registered challenger that did not beat production, waiting for a person) and `archived` (held a stage
@@ -19,8 +19,7 @@ Layout under `register.registry_dir`:
     <name>/index.json        a cache of events.jsonl and the version folders, rebuilt when lost (recovery)
     <name>/.lock             held by every writer
     <name>/versions/v<N>/    one package; MANIFEST.json holds the sha256 of every other file
-    <name>/.staging-*/       a package being built (same filesystem, so publishing is a rename)
-"""
+    <name>/.staging-*/       a package being built (same filesystem, so publishing is a rename)"""
 
 from __future__ import annotations
 
@@ -60,6 +59,7 @@ from tabml.registry.index import (
 )
 from tabml.registry.package import MANIFEST_FILE, Package, build, manifest_hashes, verify
 from tabml.registry.recovery import INDEX_FILE, LOCK_FILE, IndexState, current_index, versions_on_disk
+from tabml.registry.remote import fetch_version, line_url, mirror_dir, pull, registry_url, remote_lock
 
 PAUSE_ENV = "TABML_TEST_PAUSE_AT"  # tests only: stop at a named phase so a test can kill -9 the process there
 
@@ -84,12 +84,30 @@ def model_dir(registry_dir: Path, name: str) -> Path:
             registry_dir,
             f"use lower-case letters, digits and '-' ({MODEL_NAME_PATTERN})",
         )
-    return Path(registry_dir) / name
+    url = registry_url(registry_dir)
+    return mirror_dir(url, name) if url is not None else Path(registry_dir) / name
+
+
+def where(mdir: Path) -> str:
+    """How to name a model line to a person: its folder, or its URL for a registry in a bucket."""
+    return line_url(mdir) or str(mdir)
 
 
 @contextmanager
-def locked(mdir: Path, timeout: float) -> Iterator[None]:
-    """Hold the exclusive lock of one model line; the OS releases it if the process dies."""
+def locked(mdir: Path, timeout: float) -> Iterator[Path]:
+    """Hold the exclusive lock of one model line; the folder to write (for a bucket: a private mirror, pushed
+    when the block succeeds; tabml.registry.remote)."""
+    if line_url(mdir) is not None:
+        with remote_lock(mdir, timeout) as work:
+            yield work
+        return
+    with _file_lock(mdir, timeout):
+        yield mdir
+
+
+@contextmanager
+def _file_lock(mdir: Path, timeout: float) -> Iterator[None]:
+    """The OS releases it if the process dies."""
     mdir.mkdir(parents=True, exist_ok=True)
     with (mdir / LOCK_FILE).open("a") as fh:
         deadline = time.monotonic() + timeout
@@ -111,7 +129,13 @@ def locked(mdir: Path, timeout: float) -> Iterator[None]:
 
 def read_index(mdir: Path) -> RegistryIndex:
     """The model line's index (rebuilt from disk, with a warning, when index.json is lost or stale)."""
-    return current_index(mdir).index
+    return current_index(refreshed(mdir)).index
+
+
+def refreshed(mdir: Path) -> Path:
+    """`mdir`, pulled from its bucket first when it mirrors one (a local folder is returned as it is)."""
+    pull(mdir)
+    return mdir
 
 
 def commit(mdir: Path, state: IndexState, record: Event | None) -> RegistryIndex:
@@ -153,8 +177,7 @@ def record_rerun(
     registry_dir: Path, name: str, version: int, *, lock_timeout: float
 ) -> tuple[RegistryIndex, RegistryIndex]:
     """Record a registration of a model identical to `version` against it (no new version); (before, after)."""
-    mdir = model_dir(registry_dir, name)
-    with locked(mdir, lock_timeout):
+    with locked(model_dir(registry_dir, name), lock_timeout) as mdir:
         state = current_index(mdir, holding_lock=True)
         if state.index.get(version) is None:
             raise RegistryError(f"{name} has no v{version}", mdir / INDEX_FILE, "run `python -m tabml.registry list`")
@@ -178,11 +201,10 @@ def publish(
     `stage` may be a function of the index as read under the lock: the register stage uses one to refuse
     production if production changed while it was comparing against it. When a version's `identity` files equal
     `files`, the run is recorded against that version and nothing is built (the entry is then in `before`);
-    `key` signs the MANIFEST.
-    A crash before the log append leaves an orphan folder (skipped by the next version number, invisible to
-    readers) and the previous stages in place."""
-    mdir = model_dir(registry_dir, name)
-    with locked(mdir, lock_timeout):
+    `key` signs the MANIFEST. A crash before the log append leaves an orphan folder (skipped by the next version
+    number, invisible to readers) and the previous stages in place."""
+    shared = model_dir(registry_dir, name)
+    with locked(shared, lock_timeout) as mdir:
         state = current_index(mdir, holding_lock=True)
         index = state.index
         same = identical_version(mdir, index, files, identity)
@@ -211,6 +233,8 @@ def publish(
         new = index.model_copy(update={"versions": [*index.versions, entry]})
         staged = assign_stage(new, version, now, "register", chosen) if chosen is not None else new
         after = commit(mdir, state, register_record(entry, _moves(new, staged), now))
+    if line_url(shared) is not None:  # the package's files in the shared mirror, as a reader would find them
+        fetch_version(refreshed(shared), entry.path)
     return after.get(version) or entry, index, after
 
 
@@ -221,8 +245,7 @@ def _update_index(
     action: str,
     change: Callable[[RegistryIndex, str], RegistryIndex],
 ) -> tuple[RegistryIndex, RegistryIndex]:
-    mdir = model_dir(registry_dir, name)
-    with locked(mdir, lock_timeout):
+    with locked(model_dir(registry_dir, name), lock_timeout) as mdir:
         state = current_index(mdir, holding_lock=True)
         now = utc_now()
         moves = _moves(state.index, change(state.index, now))
@@ -250,8 +273,7 @@ def rollback(registry_dir: Path, name: str, *, lock_timeout: float) -> tuple[Reg
 
 def repair(registry_dir: Path, name: str, *, lock_timeout: float) -> tuple[IndexState, RegistryIndex]:
     """Rewrite index.json from disk when it is lost or stale, and start the log of an older registry."""
-    mdir = model_dir(registry_dir, name)
-    with locked(mdir, lock_timeout):
+    with locked(model_dir(registry_dir, name), lock_timeout) as mdir:
         state = current_index(mdir, holding_lock=True)
         return state, commit(mdir, state, None)
 
@@ -268,4 +290,11 @@ def load_package(
         wanted = f"v{version}" if version is not None else f"{stage or 'production'} version"
         raise RegistryError(f"{name} has no {wanted}", mdir / INDEX_FILE, "run `python -m tabml.registry list`")
     path = mdir / entry.path
-    return Package(name, path, entry, verify(path, entry.manifest_sha256, key))
+    if line_url(mdir) is None:
+        return Package(name, path, entry, verify(path, entry.manifest_sha256, key))
+    fetch_version(mdir, entry.path)
+    try:
+        return Package(name, path, entry, verify(path, entry.manifest_sha256, key))
+    except RegistryError:  # the cached copy may be what is wrong: fetch it again, and refuse what the bucket holds
+        fetch_version(mdir, entry.path, again=True)
+        return Package(name, path, entry, verify(path, entry.manifest_sha256, key))

@@ -76,13 +76,13 @@ def test_a_commit_not_on_the_git_remote_or_a_url_with_credentials_is_refused(tmp
 
 @pytest.mark.slow
 def test_a_worker_in_its_own_folder_clones_pulls_runs_and_pushes_back(
-    prefect_server: PrefectServer, s3_storage: S3Server, tmp_path: Path
+    prefect_server: PrefectServer, s3_storage: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bucket = s3_storage.create_bucket("tabml-remote-worker")
     ws = make_workspace(tmp_path / "ws")
     origin = bare_remote(ws, tmp_path / "origin.git")
     use_s3_remote(ws, s3_storage, bucket)
-    shared_registry = tmp_path / "shared" / "registry"  # the registry of record on storage every machine mounts
+    shared_registry = f"s3://{bucket}/registry"  # the registry of record in the bucket every machine reaches
     orchestration = yaml.safe_load((ws / "params.yaml").read_text())["orchestration"]
     deployment = {**orchestration["deployment"], "name": "remote", "work_pool": POOL, "source": "git", "cron": None}
     edit_params(
@@ -109,6 +109,8 @@ def test_a_worker_in_its_own_folder_clones_pulls_runs_and_pushes_back(
         **client_env(prefect_server, worker_dir / "prefect-home"),
         **s3_storage.credentials_env(),
         "TMPDIR": str(worker_dir / "tmp"),  # the process worker runs each flow run in a fresh folder under it
+        "AWS_ENDPOINT_URL_S3": s3_storage.endpoint,  # the registry's bucket (DVC has its endpointurl in .dvc/config)
+        "TABML_REGISTRY_CACHE": str(worker_dir / "registry-cache"),
         "WANDB_MODE": "offline",
     }
     worker = [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "process"]
@@ -142,6 +144,17 @@ def test_a_worker_in_its_own_folder_clones_pulls_runs_and_pushes_back(
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Data and pipelines are up to date." in proc.stdout
+    # the GTO tags the worker's clone made are on the git remote: the third clone has them, GTO agrees
+    tags = git(third, "ls-remote", "--tags", "origin")
+    assert "refs/tags/credit@v1.0.0" in tags and "refs/tags/credit#production#1" in tags
+    git(third, "fetch", "-q", "origin", "--tags")
+    from gto import api
+
+    assert [v.version for v in api.find_versions_in_stage(str(third), "credit", "production") or []] == ["v1.0.0"]
+    for key, value in {**s3_storage.credentials_env(), "AWS_ENDPOINT_URL_S3": s3_storage.endpoint}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TABML_REGISTRY_CACHE", str(tmp_path / "third-registry-cache"))
+    assert any(k.startswith("registry/credit/versions/v1/") for k in s3_storage.keys(bucket, "registry/"))
     package = load_package(shared_registry, "credit")
     assert package.document("lineage.json")["run"]["prefect_flow_run_id"] == flow_run["id"]
     assert package.document("lineage.json")["git"]["rev"] == deployed_commit
