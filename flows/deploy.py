@@ -2,7 +2,8 @@
 
 Everything comes from `orchestration.deployment` in params.yaml (docs/scheduling.md):
 
-    python -m flows.deploy server             # Prefect API + UI on http://127.0.0.1:4200, SQLite in $PREFECT_HOME
+    python -m flows.deploy server             # Prefect API + UI on http://127.0.0.1:4200, SQLite in $PREFECT_HOME,
+                                              # and reports/ + dvc_plots/ read-only on orchestration.reports_server
     python -m flows.deploy worker             # a worker polling the deployment's work pool
     python -m flows.deploy deploy             # create the work pool if needed, create/update the deployment
     python -m flows.deploy trigger [--wait]   # one run now, optionally with -S overrides or --data-path
@@ -15,13 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, cast
 
 from tabml.core.env import quiet_telemetry
-from tabml.core.ops_params import DeploymentParams
+from tabml.core.ops_params import DeploymentParams, ReportsServerParams
 from tabml.core.params import ParamsError
 from tabml.orchestration.code_source import CodeSourceError, git_source, git_storage
 from tabml.orchestration.entry import project_prefect_home
@@ -29,6 +32,7 @@ from tabml.orchestration.entry import project_prefect_home
 FLOW_NAME = "training-pipeline"
 ENTRYPOINT = "flows/pipeline.py:training_pipeline"  # loaded from the project the deployment points at
 DEFAULT_PORT = 4200
+STOP_GRACE_SECONDS = 10  # after Ctrl-C, the Prefect server gets this long before it is terminated
 
 
 class DeployError(RuntimeError):
@@ -173,10 +177,52 @@ def trigger(d: DeploymentParams, parameters: dict[str, Any], wait: bool, timeout
         ) from None
 
 
+def serve(root: Path, port: int, reports: ReportsServerParams) -> int:
+    """The Prefect server (API + UI) in a child process, the reports server in a thread; both end on Ctrl-C."""
+    from tabml.orchestration.reports_server import start_reports_server, stop_reports_server
+
+    httpd = None
+    if reports.port is not None:
+        try:
+            httpd = start_reports_server(root, reports.host, reports.port)
+        except OSError as exc:
+            raise DeployError(
+                f"cannot serve the reports on {reports.host}:{reports.port}: {exc.strerror or exc}.\n"
+                "  what to do: stop what holds that port, or set orchestration.reports_server.port in params.yaml "
+                "(null: not served) or pass --reports-port."
+            ) from None
+        shown = f"[{reports.host}]" if ":" in reports.host else reports.host
+        print(
+            f"reports: http://{shown}:{reports.port}/ serves reports/ and dvc_plots/ of {root}, read-only", flush=True
+        )
+    prefect = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    child = subprocess.Popen(prefect)  # same process group: a terminal's Ctrl-C reaches it directly
+    signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))  # `kill` of this process: pass it on
+    try:
+        return child.wait()
+    except KeyboardInterrupt:  # SIGTERM as well: a lone SIGINT to this process did not reach the child, and a
+        child.send_signal(signal.SIGTERM)  # second SIGINT would make uvicorn skip Prefect's shutdown
+        try:
+            return child.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            return child.wait()
+    finally:
+        if httpd is not None:
+            stop_reports_server(httpd)
+
+
 def load_deployment_params(root: Path) -> DeploymentParams:
     from tabml.orchestration.flow_params import load_flow_params
 
     return load_flow_params(root / "params.yaml").orchestration.deployment
+
+
+def load_reports_params(root: Path, port: int | None) -> ReportsServerParams:
+    from tabml.orchestration.flow_params import load_flow_params
+
+    reports = load_flow_params(root / "params.yaml").orchestration.reports_server
+    return reports if port is None else reports.model_copy(update={"port": port})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     server = commands.add_parser("server", help="start a local Prefect server (SQLite) on 127.0.0.1")
     server.add_argument("--port", type=int, default=DEFAULT_PORT)
+    server.add_argument("--reports-port", type=int, help="the reports' port (default: orchestration.reports_server)")
     commands.add_parser("worker", help="start a worker for the deployment's work pool")
     commands.add_parser("deploy", help="create the work pool if needed, create or update the deployment")
     run = commands.add_parser("trigger", help="start a run of the deployment now")
@@ -198,10 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root.resolve()
     project_prefect_home(root)  # Prefect (imported below, lazily) keeps its state in .prefect/ unless set
     try:
-        if args.command == "server":
-            # exec: Ctrl-C and signals go straight to the server; its state lives in $PREFECT_HOME (SQLite).
-            prefect = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
-            os.execv(sys.executable, [*prefect, "--port", str(args.port)])
+        if args.command == "server":  # its state lives in $PREFECT_HOME (SQLite)
+            return serve(root, args.port, load_reports_params(root, args.reports_port))
         d = load_deployment_params(root)
         api = require_server()
         if args.command == "worker":
