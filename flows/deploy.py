@@ -196,7 +196,9 @@ def serve(root: Path, port: int, reports: ReportsServerParams) -> int:
             f"reports: http://{shown}:{reports.port}/ serves reports/ and dvc_plots/ of {root}, read-only", flush=True
         )
     prefect = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    child = subprocess.Popen(prefect)  # same process group: a terminal's Ctrl-C reaches it directly
+    # The UI asks the API at PREFECT_UI_API_URL, which would otherwise default to port 4200 whatever --port says.
+    env = {"PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api", **os.environ}
+    child = subprocess.Popen(prefect, env=env)  # same process group: a terminal's Ctrl-C reaches it directly
     signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))  # `kill` of this process: pass it on
     try:
         return child.wait()
