@@ -76,7 +76,9 @@ def test_validation_section_names_the_quarantine() -> None:
 
 
 def test_pages_are_http_links_when_served_and_paths_with_the_reason_when_not() -> None:
-    docs = Page("data-docs", "Data Docs", "reports/validation.html", "validate", "http://127.0.0.1:4201/validation.html")
+    docs = Page(
+        "data-docs", "Data Docs", "reports/validation.html", "validate", "http://127.0.0.1:4201/validation.html"
+    )
     plots = Page("dvc-plots", "plots", "dvc_plots/index.html", "the last `make plots`", None)
     served = summary_markdown([], pages=[docs], served_at="http://127.0.0.1:4201")
     assert "- Data Docs: [http://127.0.0.1:4201/validation.html](http://127.0.0.1:4201/validation.html)" in served
