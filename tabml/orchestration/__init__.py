@@ -4,5 +4,5 @@ registry (their artifact contracts, to summarise a run).
 dvc_stages (plan and run one stage through DVC; the stage/flow failure contract), flow_params (what the flow
 reads from params.yaml), workspace_lock (one run per workspace), reaper (what a killed flow left
 running is stopped), notify (failure notices), publish_run (dvc
-push + run branch), summary (the run's Prefect artifact).
+push + run branch), summary (the run's Prefect artifact), reports_server (the report pages over HTTP for its links).
 """
