@@ -50,7 +50,8 @@ class Site:
     root: Path  # the workspace
     ui: str  # the Prefect UI, http://127.0.0.1:<port>
     reports: str  # the reports server
-    flow_run_id: str
+    flow_run_id: str  # the run that ran every stage
+    cached_run_id: str  # a later run that found every stage up to date
     shots: Path  # the workspace's reports/screenshots/
 
     def shot(self, page: str) -> Path:
@@ -100,12 +101,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             assert len(task_run_states(flow_run_id, len(STAGES))) == len(STAGES)  # recorded before the UI reads them
         commit_all(root, "the pipeline's first run")
         dvc("exp", "run", "-n", EXPERIMENT, "-S", "train.lr=0.003", cwd=root)  # a second row for the compare page
+        with temporary_settings({PREFECT_API_URL: api}):  # and a flow run with nothing to do: six Skipped stages
+            cached = training_pipeline(root=str(root), return_state=True)
+            APILogHandler().flush()
+            cached_run_id = str(cached.state_details.flow_run_id)
+            assert set(task_run_states(cached_run_id, len(STAGES)).values()) == {("COMPLETED", "Skipped")}
         template = PROJECT / "vega_offline/dvc_plots.html"  # the checkout's .dvc/config names it; this repo's none
         dvc("plots", "show", *plot_targets(root), "--html-template", str(template), cwd=root)  # `make plots`
         sh(sys.executable, "-m", "tabml.report", "--last", "2", cwd=root)  # `make report`
         shots = root / "reports" / "screenshots"
         shots.mkdir(parents=True)
-        yield Site(root=root, ui=ui, reports=reports, flow_run_id=flow_run_id, shots=shots)
+        yield Site(root, ui, reports, flow_run_id=flow_run_id, cached_run_id=cached_run_id, shots=shots)
 
 
 def drawn_bars(png: Path, box: tuple[int, int, int, int]) -> int:
@@ -158,6 +164,23 @@ def test_the_flow_run_page_draws_six_stages_and_lists_them_as_named_task_runs(si
     assert sorted(listed) == sorted(STAGES)
     keep(site.shot("prefect-flow-run-graph"))
     keep(site.shot("prefect-task-runs"))
+
+
+def test_a_run_with_nothing_to_do_lists_six_task_runs_each_skipped(site: Site) -> None:
+    with live_page(site.shots / "cached-profile", 1400, 1000) as page:
+        page.goto(f"{site.ui}/runs/flow-run/{site.cached_run_id}")
+        page.wait_for(TAB, "the tabs")
+        page.evaluate(f"{TAB}.click()")
+        page.wait_for(f"{TASK_RUN_LINKS}.length >= {len(STAGES)}", "the task-run list")
+        rows = page.evaluate(  # each task run's row: its name link and its state badge
+            f"Object.fromEntries({TASK_RUN_LINKS}.map(a => [a.textContent.trim(),"
+            " (a.closest('.state-list-item') || a.parentElement.parentElement).innerText]))"
+        )
+        page.screenshot(site.shot("prefect-task-runs-skipped"))
+    assert sorted(rows) == sorted(STAGES)
+    for name, row in rows.items():  # a row of its own: its name first, then its state
+        assert row.split()[:2] == [name, "Skipped"], row
+    keep(site.shot("prefect-task-runs-skipped"))
 
 
 def run_artifacts(flow_run_id: str, api: str) -> dict[str, dict]:
