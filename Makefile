@@ -86,8 +86,8 @@ bench-tracking: setup  ## what W&B tracking adds to evaluate and register, per m
 .PHONY: server worker deploy trigger bench-orchestration
 PREFECT_PORT ?= 4200
 LOCAL_PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
-server: setup  ## Prefect API + UI on http://127.0.0.1:4200, bound to loopback only; Ctrl-C stops it
-	$(PY) -m flows.deploy server --port $(PREFECT_PORT)
+server: setup  ## Prefect API + UI on http://127.0.0.1:4200, reports/ read-only on :4201 (loopback); Ctrl-C stops both
+	$(PY) -m flows.deploy server --port $(PREFECT_PORT) $(if $(REPORTS_PORT),--reports-port $(REPORTS_PORT))
 
 worker: setup  ## runs the deployment's flow runs in processes on this machine
 	PREFECT_API_URL=$${PREFECT_API_URL:-$(LOCAL_PREFECT_API)} $(PY) -m flows.deploy worker

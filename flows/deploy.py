@@ -2,7 +2,8 @@
 
 Everything comes from `orchestration.deployment` in params.yaml (docs/scheduling.md):
 
-    python -m flows.deploy server             # Prefect API + UI on http://127.0.0.1:4200, SQLite in $PREFECT_HOME
+    python -m flows.deploy server             # Prefect API + UI on http://127.0.0.1:4200, SQLite in $PREFECT_HOME,
+                                              # and reports/ + dvc_plots/ read-only on orchestration.reports_server
     python -m flows.deploy worker [--pool P]  # a worker polling the deployment's work pool (or a stage pool P)
     python -m flows.deploy deploy             # create the work pools if needed, create/update the deployments
     python -m flows.deploy trigger [--wait]   # one run now, optionally with -S overrides or --data-path
@@ -26,6 +27,7 @@ from tabml.core.ops_params import DeploymentParams, OrchestrationParams
 from tabml.core.params import ParamsError
 from tabml.orchestration.code_source import CodeSourceError, git_source, git_storage
 from tabml.orchestration.entry import project_prefect_home
+from tabml.orchestration.local_server import LocalServerError, load_reports_params, serve
 
 FLOW_NAME = "training-pipeline"
 ENTRYPOINT = "flows/pipeline.py:training_pipeline"  # loaded from the project the deployment points at
@@ -241,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     server = commands.add_parser("server", help="start a local Prefect server (SQLite) on 127.0.0.1")
     server.add_argument("--port", type=int, default=DEFAULT_PORT)
+    server.add_argument("--reports-port", type=int, help="the reports' port (default: orchestration.reports_server)")
     worker = commands.add_parser("worker", help="start a worker for the deployment's work pool")
     worker.add_argument("--pool", help="a stage pool of orchestration.stages.*.work_pool instead")
     commands.add_parser("deploy", help="create the work pool if needed, create or update the deployment")
@@ -255,10 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root.resolve()
     project_prefect_home(root)  # Prefect (imported below, lazily) keeps its state in .prefect/ unless set
     try:
-        if args.command == "server":
-            # exec: Ctrl-C and signals go straight to the server; its state lives in $PREFECT_HOME (SQLite).
-            prefect = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
-            os.execv(sys.executable, [*prefect, "--port", str(args.port)])
+        if args.command == "server":  # its state lives in $PREFECT_HOME (SQLite)
+            return serve(root, args.port, load_reports_params(root, args.reports_port))
         orchestration = load_orchestration(root)
         d = orchestration.deployment
         api = require_server()
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flow run '{flow_run.name}' ({flow_run.id}): {state.name if state else 'Scheduled'}")
         print(f"  UI: {api.removesuffix('/api')}/runs/flow-run/{flow_run.id}")
         return 1 if args.wait and (state is None or not state.is_completed()) else 0
-    except (DeployError, ParamsError, CodeSourceError) as exc:
+    except (DeployError, LocalServerError, ParamsError, CodeSourceError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
 

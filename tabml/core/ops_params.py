@@ -100,6 +100,13 @@ class DeploymentParams(Section):
     git_remote: str = Field(pattern=GIT_REMOTE_NAME)  # the git remote (name in the deploying checkout) workers clone
 
 
+class ReportsServerParams(Section):
+    """Where `make server` serves reports/ and dvc_plots/ read-only over HTTP, the run summary's links point there."""
+
+    host: str  # 127.0.0.1: this machine only; another address exposes the reports to the network
+    port: int | None = Field(ge=1, le=65535)  # null: not served, the summary names the files' paths instead
+
+
 class OrchestrationParams(Section):
     lock_timeout_seconds: float = Field(gt=0)  # wait this long for another run on this workspace
     stage_defaults: StagePolicy
@@ -108,6 +115,7 @@ class OrchestrationParams(Section):
     publish: PublishParams
     notify: NotifyParams
     deployment: DeploymentParams
+    reports_server: ReportsServerParams
 
     @model_validator(mode="after")
     def _stage_names_are_names(self) -> OrchestrationParams:

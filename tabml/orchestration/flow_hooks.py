@@ -1,10 +1,11 @@
 """What the pipeline flow does around its stages: the failure notice when a run fails or crashes, and the run's
-artifacts (`pipeline-summary`, the Data Docs link, the validation and metrics tables). Prefect calls the hook; the
-flow calls `publish_summary`.
+artifacts (`pipeline-summary`, links to the pages `make server` serves, the validation and metrics tables). Prefect
+calls the hook; the flow calls `publish_summary`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +21,13 @@ from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome
 from tabml.orchestration.flow_params import FlowParams, load_flow_params
 from tabml.orchestration.notify import FailureNotice, deliver, explain, render
 from tabml.orchestration.publish_run import Published
+from tabml.orchestration.reports_server import report_pages, reports_base_url
 from tabml.orchestration.summary import metrics_table, summary_markdown, validation_table
 from tabml.registry.record import read_record
 from tabml.validation.report import read_report
 
 SUMMARY_KEY = "pipeline-summary"
-DATA_DOCS_KEY = "data-docs"
+DATA_DOCS_KEY = "data-docs"  # and "compare-page", "dvc-plots" when those pages exist (reports_server.report_pages)
 VALIDATION_KEY = "validation-checks"
 METRICS_KEY = "evaluation-metrics"
 
@@ -102,9 +104,9 @@ def publish_summary(
         return read(path) if stage in current and path is not None else None
 
     validation = report("validate", params.validation_report, read_report)
-    docs = _page_uri(params.root, validation.get("data_docs")) if validation else None
-    if validation is not None:
-        validation = {**validation, "data_docs": docs}
+    docs = validation.get("data_docs") if validation else None
+    served_at = reports_base_url(params.orchestration.reports_server, os.environ)
+    pages = report_pages(params.root, docs if isinstance(docs, str) else None, served_at)
     metrics = report("evaluate", params.metrics, last_metrics)
     markdown = summary_markdown(
         outcomes,
@@ -115,19 +117,14 @@ def publish_summary(
         metrics=metrics,
         registration=report("register", params.registration_record, read_record) if "register" in ran else None,
         published=None if published is None else vars(published),
+        pages=pages,
+        served_at=served_at,
     )
     create_markdown_artifact(markdown=markdown, key=SUMMARY_KEY, description="What this run did, stage by stage")
-    if docs:
-        create_link_artifact(link=docs, link_text="Data Docs", key=DATA_DOCS_KEY, description="validation pages")
+    for page in pages:
+        if page.url:
+            create_link_artifact(link=page.url, link_text=page.title, key=page.key, description=page.path)
     if validation is not None and (rows := validation_table(validation)):
         create_table_artifact(table=rows, key=VALIDATION_KEY, description="the checks of the last validation")
     if metrics is not None and (rows := metrics_table(metrics)):
         create_table_artifact(table=rows, key=METRICS_KEY, description="test-split metrics of the model")
-
-
-def _page_uri(root: Path, page: object) -> str | None:
-    """An absolute file:// URI for a report page that exists, which a browser opens from the Prefect UI."""
-    if not isinstance(page, str) or not page:
-        return None
-    path = (root / page).resolve()
-    return path.as_uri() if path.is_file() else None

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tabml.orchestration.dvc_stages import StageOutcome
+from tabml.orchestration.reports_server import REPORTS_URL_ENV, Page
 
 Report = Mapping[str, Any]
 MAX_LISTED = 10  # validation messages listed before "... and N more"
@@ -34,9 +35,12 @@ def summary_markdown(
     metrics: Report | None = None,
     registration: Report | None = None,
     published: Report | None = None,
+    pages: Sequence[Page] = (),
+    served_at: str | None = None,
 ) -> str:
     """Markdown for the `pipeline-summary` artifact: what this run did; sections whose report is None are left out.
 
+    `pages` are linked when they have a URL (served at `served_at` by `make server`), else named by their path.
     A report of a stage this run skipped is from an earlier run and says so; registration is shown only when this
     run's `register` ran (a skipped one registered nothing, whatever the last record says).
     """
@@ -55,6 +59,8 @@ def summary_markdown(
         parts.append(_registration_section(registration))
     if published is not None:
         parts.append(_published_section(published))
+    if pages:
+        parts.append(_pages_section(pages, served_at))
     return "\n\n".join(parts) + "\n"
 
 
@@ -117,8 +123,6 @@ def _validation_section(report: Report) -> str:
     lines = ["## Validation", "", ", ".join(facts)]
     for label, value in (("errors", report.get("errors")), ("warnings", report.get("warnings"))):
         lines += _messages(label, value)
-    if report.get("data_docs"):
-        lines += ["", f"Data Docs: [{report['data_docs']}]({report['data_docs']})"]
     if report.get("quarantine"):
         lines += ["", f"quarantined: `{report['quarantine']}` (accepted snapshot and registered model untouched)"]
     return "\n".join(lines)
@@ -157,6 +161,23 @@ def _registration_section(record: Report) -> str:
     facts = [f"gate: {verdict}"]
     facts += [f"{key}: {_cell(record[key])}" for key in ("version", "stage") if record.get(key) is not None]
     return "\n".join(["## Registration", "", ", ".join(facts)])
+
+
+def _pages_section(pages: Sequence[Page], served_at: str | None) -> str:
+    lines = ["## Pages", ""]
+    for page in pages:
+        where = f"[{page.url}]({page.url})" if page.url else f"`{page.path}`"
+        lines.append(f"- {page.title}: {where} (written by {page.made_by})")
+    if served_at and any(page.url for page in pages):
+        lines += ["", f"_Served read-only by `make server` at {served_at}: start it if a link does not open._"]
+    if not all(page.url for page in pages):
+        lines += [
+            "",
+            "_A path is not served over HTTP (orchestration.reports_server.port is null, "
+            f"{REPORTS_URL_ENV} is unset, or the file is outside reports/ and dvc_plots/): open it on the machine "
+            "that ran the flow, or set the port and run `make server`._",
+        ]
+    return "\n".join(lines)
 
 
 def _published_section(published: Report) -> str:

@@ -1,5 +1,6 @@
 """Ctrl-C stops `make server` and `make worker`: the terminal's SIGINT to the foreground process group (make and the
-Prefect process it runs) ends both, cleanly, instead of leaving a server or a polling worker behind.
+Prefect process it runs) ends both, cleanly, instead of leaving a server (or its reports server) or a polling worker
+behind.
 
 Real processes: `make server` on a free loopback port with its own PREFECT_HOME, and `make worker` polling it.
 The bound on the wait only detects a hang; it is not a timing assertion.
@@ -61,7 +62,12 @@ def test_ctrl_c_stops_make_server_and_make_worker(tmp_path: Path) -> None:
     env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     make = ["make", "-o", ".venv/.installed"]  # the venv is there: no setup step
     server_log, worker_log = tmp_path / "server.log", tmp_path / "worker.log"
-    with started([*make, "server", f"PREFECT_PORT={port}"], cwd=root, env=env, log=server_log) as server:
+    reports_port = free_port()
+    (root / "reports").mkdir()
+    (root / "reports/validation.html").write_text("<html>docs</html>")
+    server_args = [*make, "server", f"PREFECT_PORT={port}", f"REPORTS_PORT={reports_port}"]
+    reports = f"http://127.0.0.1:{reports_port}/validation.html"
+    with started(server_args, cwd=root, env=env, log=server_log) as server:
         api = f"http://127.0.0.1:{port}/api"
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while time.monotonic() < deadline and server.poll() is None:
@@ -71,6 +77,7 @@ def test_ctrl_c_stops_make_server_and_make_worker(tmp_path: Path) -> None:
             time.sleep(0.5)
         else:
             pytest.fail(f"make server did not come up:\n{server_log.read_text()[-2000:]}")
+        assert httpx.get(reports, timeout=5).text == "<html>docs</html>"  # the reports server came up with it
         with started([*make, "worker", f"PREFECT_PORT={port}"], cwd=root, env=env, log=worker_log) as worker:
             deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
             while "started!" not in worker_log.read_text() and time.monotonic() < deadline:
@@ -79,5 +86,6 @@ def test_ctrl_c_stops_make_server_and_make_worker(tmp_path: Path) -> None:
             ctrl_c(worker)
         assert "stopped!" in worker_log.read_text(), worker_log.read_text()[-2000:]
         ctrl_c(server)
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{api}/health", timeout=2)
+    for url in (f"{api}/health", reports):  # the Prefect server and the reports server both stopped
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url, timeout=2)

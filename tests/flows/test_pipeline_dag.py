@@ -258,8 +258,8 @@ def test_a_run_leaves_only_its_named_artifacts_no_result_storage_json(prefect_se
     assert set(flow_run_artifacts(str(state.state_details.flow_run_id))) == {SUMMARY_KEY}
 
 
-def test_the_summary_links_data_docs_absolutely_and_tables_metrics_and_checks(
-    prefect_server: None, tmp_path: Path
+def test_the_summary_links_data_docs_over_http_and_tables_metrics_and_checks(
+    prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import json
 
@@ -268,6 +268,9 @@ def test_the_summary_links_data_docs_absolutely_and_tables_metrics_and_checks(
     from tabml.core.ops_params import OrchestrationParams
     from tabml.orchestration.flow_hooks import DATA_DOCS_KEY, METRICS_KEY, VALIDATION_KEY, publish_summary
     from tabml.orchestration.flow_params import FlowParams
+    from tabml.orchestration.reports_server import REPORTS_URL_ENV
+
+    monkeypatch.delenv(REPORTS_URL_ENV, raising=False)  # the links' base then comes from params
 
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports/docs.html").write_text("<html>docs</html>")
@@ -292,9 +295,9 @@ def test_the_summary_links_data_docs_absolutely_and_tables_metrics_and_checks(
     state = summary_only(return_state=True)
     artifacts = flow_run_artifacts(str(state.state_details.flow_run_id))
     assert set(artifacts) == {SUMMARY_KEY, DATA_DOCS_KEY, VALIDATION_KEY, METRICS_KEY}
-    uri = (tmp_path / "reports/docs.html").resolve().as_uri()
-    assert f"({uri})" in str(artifacts[DATA_DOCS_KEY].data)  # a link artifact: Prefect stores it as Markdown
-    assert f"]({uri})" in str(artifacts[SUMMARY_KEY].data)
+    url = "http://127.0.0.1:4201/docs.html"  # where `make server` serves reports/ (orchestration.reports_server)
+    assert f"({url})" in str(artifacts[DATA_DOCS_KEY].data)  # a link artifact: Prefect stores it as Markdown
+    assert f"]({url})" in str(artifacts[SUMMARY_KEY].data)
     assert "version: 4" not in str(artifacts[SUMMARY_KEY].data)  # register was skipped: this run registered nothing
     assert "auroc" in str(artifacts[METRICS_KEY].data) and "decision threshold" in str(artifacts[METRICS_KEY].data)
     assert artifacts[METRICS_KEY].type == artifacts[VALIDATION_KEY].type == "table"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tabml.orchestration.dvc_stages import StageOutcome
+from tabml.orchestration.reports_server import Page
 from tabml.orchestration.summary import WRAP, metrics_table, status_line, summary_markdown, validation_table
 
 RAN = StageOutcome("ingest", "ran", 3.24)
@@ -67,20 +68,26 @@ def test_a_truthy_non_bool_is_not_taken_for_success() -> None:
     assert "result: unknown" in summary_markdown([], validation={"success": 1})
 
 
-def test_validation_section_links_data_docs_and_names_the_quarantine() -> None:
-    from tabml.orchestration.summary import summary_markdown
-
+def test_validation_section_names_the_quarantine() -> None:
     markdown = summary_markdown(
-        [],
-        validation={
-            "success": False,
-            "rows": 10,
-            "data_docs": "reports/validation.html",
-            "quarantine": "quarantine/credit/20261122T000000Z",
-        },
+        [], validation={"success": False, "rows": 10, "quarantine": "quarantine/credit/20261122T000000Z"}
     )
-    assert "Data Docs: [reports/validation.html](reports/validation.html)" in markdown
-    assert "quarantine/credit/20261122T000000Z" in markdown
+    assert "quarantine/credit/20261122T000000Z" in markdown and "## Pages" not in markdown
+
+
+def test_pages_are_http_links_when_served_and_paths_with_the_reason_when_not() -> None:
+    docs = Page(
+        "data-docs", "Data Docs", "reports/validation.html", "validate", "http://127.0.0.1:4201/validation.html"
+    )
+    plots = Page("dvc-plots", "plots", "dvc_plots/index.html", "the last `make plots`", None)
+    served = summary_markdown([], pages=[docs], served_at="http://127.0.0.1:4201")
+    assert "- Data Docs: [http://127.0.0.1:4201/validation.html](http://127.0.0.1:4201/validation.html)" in served
+    assert "by `make server` at http://127.0.0.1:4201" in served and "not served" not in served
+    mixed = summary_markdown([], pages=[docs, plots], served_at="http://127.0.0.1:4201")
+    assert "- plots: `dvc_plots/index.html` (written by the last `make plots`)" in mixed
+    assert "orchestration.reports_server.port is null" in mixed and "TABML_REPORTS_URL" in mixed
+    unserved = summary_markdown([], pages=[plots])
+    assert "](" not in unserved and "`make server` at" not in unserved
 
 
 def test_a_skipped_register_says_nothing_was_registered_whatever_the_last_record_says() -> None:
