@@ -40,6 +40,7 @@ from tabml.orchestration.reaper import guard_flow_process
 from tabml.orchestration.stage_pool import on_its_pool  # a stage with orchestration.stages.<stage>.work_pool
 from tabml.orchestration.summary import status_line
 from tabml.orchestration.task_states import (
+    SkippedRecorder,
     as_stage_failure,
     manual_run_settings,
     not_run_state,
@@ -67,25 +68,6 @@ def run_stage(root: str, name: str, force: bool, env: dict[str, str]) -> StageOu
 def skip_stage(outcome: StageOutcome) -> State:
     """A stage the plan found up to date: a task run of its own, ending Completed, named "Skipped", with the reason."""
     return skipped_state(outcome)
-
-
-def record_skipped(outcome: StageOutcome) -> None:
-    """The task run of a stage the plan found up to date, created in its final "Skipped" state in one API call.
-
-    Running `skip_stage` through the task engine would say the same, but its Pending/Running/Completed events make
-    the server's event recorder write while the next run is being created, and SQLite then makes that request
-    back off for seconds (bench/orchestration_overhead.py).
-    """
-    context = FlowRunContext.get()
-    if context is None or context.flow_run is None:
-        return
-    context.client.create_task_run(
-        task=skip_stage.with_options(name=outcome.name),
-        flow_run_id=context.flow_run.id,
-        dynamic_key=outcome.name,
-        name=outcome.name,
-        state=skipped_state(outcome),
-    )
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
@@ -175,37 +157,41 @@ def _pipeline(
 
 def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, str]) -> list[StageOutcome]:
     logger = get_run_logger()
-    plan = plan_pipeline(project, force=force)  # one DVC pass; unchanged stages get a "Skipped" task run
-    stages = plan.order
-    unknown = params.orchestration.unknown_stages({*stages, PUBLISH_STEP})
-    if unknown:
-        raise ParamsError(
-            f"params.yaml: orchestration.stages names no step of this flow: {unknown}\n"
-            f"  what to do: use the stages of dvc.yaml ({', '.join(stages)}) or `{PUBLISH_STEP}`."
-        )
     outcomes: list[StageOutcome] = []
-    for position, name in enumerate(stages, start=1):
-        if name in plan.up_to_date:
-            seconds = plan.checked_seconds.get(name, 0.0)
-            outcome = StageOutcome(name=name, status="skipped", seconds=seconds)
-            record_skipped(outcome)
-        else:
-            policy = params.orchestration.policy(name)
-            started = time.perf_counter()
-            try:
-                result = on_its_pool(name, params, _as_task(run_stage, name, policy))(str(project), name, force, env)
-            except Exception as exc:
-                failure = as_stage_failure(name, exc, policy.timeout_seconds)
-                logger.error(f"[{position}/{len(stages)}] {name}: FAILED after {time.perf_counter() - started:.1f}s")
-                for later in stages[position:]:
-                    _named(not_run_stage, later)(name, return_state=True)
-                publish_summary(params, outcomes, failure=failure, not_run=stages[position:])
-                raise failure from exc
-            if not isinstance(result, StageOutcome):  # DVC skipped it after all: the task ended "Skipped"
-                result = StageOutcome(name=name, status="skipped", seconds=time.perf_counter() - started)
-            outcome = result
-        outcomes.append(outcome)
-        logger.info(status_line(position, len(stages), outcome))
+    with SkippedRecorder(skip_stage) as skipped:
+        # One DVC pass; each stage it finds up to date gets its "Skipped" task run while it checks the next.
+        plan = plan_pipeline(project, force=force, on_up_to_date=skipped.record)
+        stages = plan.order
+        unknown = params.orchestration.unknown_stages({*stages, PUBLISH_STEP})
+        if unknown:
+            raise ParamsError(
+                f"params.yaml: orchestration.stages names no step of this flow: {unknown}\n"
+                f"  what to do: use the stages of dvc.yaml ({', '.join(stages)}) or `{PUBLISH_STEP}`."
+            )
+        for position, name in enumerate(stages, start=1):
+            if name in plan.up_to_date:
+                outcome = StageOutcome(name=name, status="skipped", seconds=plan.checked_seconds.get(name, 0.0))
+            else:
+                skipped.wait()  # one request at a time: concurrent writes make the server's SQLite back off
+                policy = params.orchestration.policy(name)
+                started = time.perf_counter()
+                try:
+                    result = on_its_pool(name, params, _as_task(run_stage, name, policy))(
+                        str(project), name, force, env
+                    )
+                except Exception as exc:
+                    failure = as_stage_failure(name, exc, policy.timeout_seconds)
+                    took = time.perf_counter() - started
+                    logger.error(f"[{position}/{len(stages)}] {name}: FAILED after {took:.1f}s")
+                    for later in stages[position:]:
+                        _named(not_run_stage, later)(name, return_state=True)
+                    publish_summary(params, outcomes, failure=failure, not_run=stages[position:])
+                    raise failure from exc
+                if not isinstance(result, StageOutcome):  # DVC skipped it after all: the task ended "Skipped"
+                    result = StageOutcome(name=name, status="skipped", seconds=time.perf_counter() - started)
+                outcome = result
+            outcomes.append(outcome)
+            logger.info(status_line(position, len(stages), outcome))
     return outcomes
 
 

@@ -36,7 +36,7 @@ from tabml.registry.package import (
     input_schema,
     signing_key,
 )
-from tabml.registry.record import gate_document, registration_record, write_document
+from tabml.registry.record import gate_document, registration_record, write_document, write_record
 from tabml.registry.store import identical_version, locked, model_dir, publish, read_index, record_rerun
 from tabml.training.trained_model import CONFIG_FILE, WEIGHTS_FILE, read_run_info
 
@@ -108,7 +108,7 @@ def skip(params: Params, decision: GateDecision, n_test: int | None, why: str) -
     skipped = replace(decision, stage=None, held_back=[why])
     write_document(p.gate_report, gate_document(skipped, name, None, n_test))
     record = registration_record(params, skipped) | {"passed": decision.passed, "skipped": why}
-    track(params, read_run_info(params.train.out_dir), write_document(p.record, record))
+    track(params, read_run_info(params.train.out_dir), write_record(p.record, record))
     print(f"not registered {name}: {why}", flush=True)
     return [p.record, p.gate_report]
 
@@ -128,7 +128,7 @@ def rerun(
     write_document(p.gate_report, gate_document(same, name, version, n_test))
     gto = reconcile_gto(params)
     record = registration_record(params, same, entry, None, gto) | {"promoted": False, "same_as": version}
-    track(params, read_run_info(params.train.out_dir), write_document(p.record, record))
+    track(params, read_run_info(params.train.out_dir), write_record(p.record, record))
     print(f"registered {name} v{version} again ({entry.stage or 'no stage'}): {why}", flush=True)
     return [p.record, p.gate_report, model_dir(p.registry_dir, name) / entry.path]
 
@@ -217,7 +217,7 @@ def register(params: Params, folder: Path) -> list[Path]:
     mirrors = mirror(params, entry, package_dir, run_info)
     previous = production_version(before) if entry.stage == "production" else None
     write_document(p.gate_report, gate_document(held[0], name, entry.version, len(frame)))
-    record = write_document(p.record, registration_record(params, held[0], entry, previous, *mirrors))
+    record = write_record(p.record, registration_record(params, held[0], entry, previous, *mirrors))
     track(params, run_info, record)
     print(summary_line(name, entry, held[0]), flush=True)
     return [p.record, p.gate_report, package_dir]

@@ -19,6 +19,7 @@ import pytest
 
 from tabml.tracking import runs as tracking
 from tabml.tracking.sync import find_offline_runs
+from tabml.training.trained_model import read_run_info
 from tests.browser import CHROMIUM, screenshot
 from tests.conftest import dvc, make_workspace, sh
 from tests.tabml.tracking.fake_wandb import fake_wandb_server
@@ -135,7 +136,7 @@ def test_a_stage_still_succeeds_quickly_when_wandb_is_online_but_unreachable(gri
     waits = [float(w) for w in re.findall(r"W&B online run could not start after ([\d.]+)s", proc.stderr)]
     # one online attempt, given up after about WANDB_INIT_TIMEOUT (3 s), not the default 30 s; then offline
     assert len(waits) == 1 and waits[0] < tracking.INIT_TIMEOUT_SECONDS / 2, proc.stderr
-    run_id = json.loads((grid.root / "models/train/run_info.json").read_text())["wandb_run_id"]
+    run_id = read_run_info(grid.root / "models/train")["wandb_run_id"]
     assert sum(p.run_id == run_id for p in find_offline_runs(grid.root / ".wandb" / "wandb")) >= 4
 
 

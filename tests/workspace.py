@@ -50,7 +50,7 @@ def init_repo(root: Path, remote: Path) -> Path:
     run("git", "init", "-q", "-b", "main", cwd=root)
     run(sys.executable, "-m", "dvc", "init", "-q", cwd=root)
     run(sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(remote), cwd=root)
-    (root / ".gitignore").write_text("/registry/\n/checkpoints/\n/.wandb/\n")
+    (root / ".gitignore").write_text("/registry/\n/checkpoints/\n/.wandb/\n*.run.json\n")  # per-run facts
     commit_all(root, "workspace")
     return root
 

@@ -20,7 +20,7 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import chdir, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from tabml.core.errors import ExitCode
 from tabml.core.files import read_json_object
 from tabml.core.lifeline import FLOW_PID_ENV, GRACE_SECONDS, signal_group
 from tabml.core.stage import STATUS_ENV
+from tabml.orchestration.params_once import params_files_parsed_once
 
 StageStatus = Literal["ran", "skipped"]
 
@@ -70,18 +71,22 @@ class PipelinePlan:
     checked_seconds: Mapping[str, float] = field(default_factory=dict, compare=False)  # DVC's check, per stage
 
 
-def plan_pipeline(root: str | Path = ".", force: bool = False) -> PipelinePlan:
+def plan_pipeline(
+    root: str | Path = ".", force: bool = False, on_up_to_date: Callable[[str, float], None] | None = None
+) -> PipelinePlan:
     """Run order plus what is already up to date, from one DVC repo: the cheap check before any task starts.
 
     A stage is up to date when DVC's own `changed()` says no and no stage upstream of it will run, which is
     exactly when `dvc repro` would skip it. If DVC's lock is held elsewhere, nothing is assumed up to date.
+    `on_up_to_date(name, seconds its check took)` is called as each such stage is found, in run order: the
+    decision is final then, as every stage upstream of it was checked before it.
     """
     import networkx as nx
     from dvc.lock import LockError
     from dvc.repo import Repo, lock_repo
 
     path = project_file(root)
-    with building(path), chdir(path.parent), Repo(str(path.parent)) as repo:
+    with building(path), chdir(path.parent), Repo(str(path.parent)) as repo, params_files_parsed_once():
         if force:
             return PipelinePlan([stage.name for stage in ordered_stages(repo, path)])
         try:
@@ -96,6 +101,8 @@ def plan_pipeline(root: str | Path = ".", force: bool = False) -> PipelinePlan:
                     if upstream & to_run or stage.changed():
                         to_run.add(stage.name)
                     seconds[stage.name] = time.perf_counter() - started
+                    if on_up_to_date is not None and stage.name not in to_run:
+                        on_up_to_date(stage.name, seconds[stage.name])
         except LockError:
             return PipelinePlan([stage.name for stage in ordered_stages(repo, path)])
     order = [stage.name for stage in stages]

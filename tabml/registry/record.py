@@ -56,6 +56,35 @@ def write_document(path: Path, document: dict[str, object]) -> Path:
     return path
 
 
+# What differs between two registrations of the same model (README "A clean checkout stays clean"): the git
+# commit GTO anchored its tags on, the package's manifest hash (its lineage has the run's times and ids) and the
+# W&B link. Kept beside the record in `<record>.run.json` (git-ignored, not a DVC output); read_record merges it.
+PER_RUN_RECORD_FIELDS = ("manifest_sha256", "gto", "wandb_registry")
+RUN_FACTS_SUFFIX = ".run.json"
+
+
+def record_facts_file(path: Path) -> Path:
+    """`reports/registration.json` -> `reports/registration.run.json`."""
+    return path.with_name(path.stem + RUN_FACTS_SUFFIX)
+
+
+def write_record(path: Path, record: dict[str, object]) -> Path:
+    """The record without its per-run fields at `path`, those fields (and what they belong to) beside it."""
+    kept = {key: value for key, value in record.items() if key not in PER_RUN_RECORD_FIELDS}
+    facts = {key: record.get(key) for key in ("dataset", "version", *PER_RUN_RECORD_FIELDS)}
+    write_document(record_facts_file(path), facts)
+    return write_document(path, kept)
+
+
+def with_run_facts(record: dict[str, Any] | None, facts: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Pure: `record` plus the per-run fields written with it (same dataset and version); as is otherwise."""
+    if record is None or not isinstance(facts, dict):
+        return record
+    if (facts.get("dataset"), facts.get("version")) != (record.get("dataset"), record.get("version")):
+        return record
+    return record | {key: facts.get(key) for key in PER_RUN_RECORD_FIELDS}
+
+
 def read_record(path: Path) -> dict[str, Any] | None:
-    """The last registration record, or None when there is none (or it is unreadable)."""
-    return read_json_object(path)
+    """The last registration record with its per-run fields, or None when there is none (or it is unreadable)."""
+    return with_run_facts(read_json_object(path), read_json_object(record_facts_file(path)))

@@ -41,8 +41,11 @@ def model_link(run: Run, registry_dir: Path, out_dir: Path) -> Link | None:
         entry = read_index(model_dir(registry_dir, dataset)).get(int(version))
     except (StageError, ValueError, TypeError):
         entry = None
-    if entry is None or entry.manifest_sha256 != record.get("manifest_sha256"):
+    recorded = record.get("manifest_sha256")  # per run: only the workspace's record has it (registration.run.json)
+    if entry is None or (recorded is not None and entry.manifest_sha256 != recorded):
         return Link(f"{dataset} v{version} (not in {registry_dir.name}/: registered in another workspace)")
+    if recorded is None:
+        return Link(f"{dataset} v{version} (this revision does not record which package: see `tabml.registry show`)")
     stage = entry.stage or "no stage"
     return Link(f"{dataset} v{version} ({stage})", _href(model_dir(registry_dir, dataset) / entry.path, out_dir))
 

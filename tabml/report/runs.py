@@ -23,7 +23,8 @@ import yaml
 
 from tabml.evaluation.outputs import DETAILS_FILE, PLOTS_DIR
 from tabml.evaluation.plots import PRECISION_RECALL, ROC
-from tabml.training.trained_model import HISTORY_FILE, RUN_INFO_FILE
+from tabml.registry.record import record_facts_file, with_run_facts
+from tabml.training.trained_model import HISTORY_FILE, PER_RUN_FIELDS, RUN_INFO_FILE, run_facts_file
 
 Source = Literal["experiment", "commit", "workspace", "registry"]
 CURVES = (ROC, PRECISION_RECALL)
@@ -100,6 +101,21 @@ def _get(tree: Mapping[str, Any], dotted: str) -> str | None:
 ReadText = Callable[[str], str | None]
 
 
+def _facts(read: ReadText, path: str | None, facts_file: Callable[[Path], Path]) -> Any:
+    """The per-run facts beside `path` (git-ignored: only the workspace has them; no note when absent)."""
+    text = read(facts_file(Path(path)).as_posix()) if path else None
+    with contextlib.suppress(ValueError):
+        return json.loads(text) if text else None
+    return None
+
+
+def _with_train_facts(info: Any, read: ReadText, train_dir: str | None) -> Any:
+    facts = _facts(read, train_dir, run_facts_file)
+    if not isinstance(info, dict) or not isinstance(facts, dict) or facts.get("fingerprint") != info.get("fingerprint"):
+        return info
+    return info | {key: facts.get(key) for key in PER_RUN_FIELDS}
+
+
 def read_run(name: str, source: Source, read: ReadText, rev: str | None = None, created: str | None = None) -> Run:
     """Assemble a run from the files `read` returns (None: absent); paths come from that run's params.yaml."""
     notes: list[str] = []
@@ -133,6 +149,8 @@ def read_run(name: str, source: Source, read: ReadText, rev: str | None = None, 
     if metrics.get("task") in ("binary", "multiclass") and evaluate_dir:
         rows_of = {c: load_json(f"{evaluate_dir}/{PLOTS_DIR}/{c}", c) for c in CURVES}
         curves = {c: rows for c, rows in rows_of.items() if isinstance(rows, list)}
+    record = _get(raw_params, "register.record")
+    info_path = f"{train_dir}/{RUN_INFO_FILE}" if train_dir else None
     return Run(
         name=name,
         source=source,
@@ -142,9 +160,9 @@ def read_run(name: str, source: Source, read: ReadText, rev: str | None = None, 
         metrics=metrics if isinstance(metrics, dict) else {},
         history=parse_history(history_text) if history_text else [],
         curves=curves,
-        registration=load_json(_get(raw_params, "register.record"), "gate record"),
+        registration=with_run_facts(load_json(record, "gate record"), _facts(read, record, record_facts_file)),
         validation=load_json(_get(raw_params, "validate.report"), "validation report"),
-        run_info=load_json(f"{train_dir}/{RUN_INFO_FILE}" if train_dir else None, "run info"),
+        run_info=_with_train_facts(load_json(info_path, "run info"), read, train_dir),
         notes=tuple(notes),
     )
 

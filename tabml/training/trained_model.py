@@ -23,6 +23,16 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model_config.json"
 HISTORY_FILE = "history.csv"
 RUN_INFO_FILE = "run_info.json"
+# What differs between two trainings of the same data, params and code: kept beside the folder (git-ignored,
+# `*.run.json`), not in it, so the folder's hash in dvc.lock is a function of its inputs (README "A clean
+# checkout stays clean"). read_run_info merges it back for the run that wrote it.
+PER_RUN_FIELDS = ("wandb_run_id", "seconds", "resumed_from")
+RUN_FACTS_SUFFIX = ".run.json"
+
+
+def run_facts_file(model_dir: Path) -> Path:
+    """`models/train` -> `models/train.run.json`: this training's W&B run id, duration and resume point."""
+    return model_dir.with_name(model_dir.name + RUN_FACTS_SUFFIX)
 
 
 def save_model(net: TabularNet, out_dir: Path) -> None:
@@ -49,7 +59,10 @@ def save_trained(out_dir: Path, net: TabularNet, history: list[dict[str, float |
     out_dir.mkdir(parents=True, exist_ok=True)
     save_model(net, out_dir)
     write_history(history, out_dir / HISTORY_FILE)
-    write_text_atomic(out_dir / RUN_INFO_FILE, json.dumps(info, indent=2) + "\n")
+    kept = {key: value for key, value in info.items() if key not in PER_RUN_FIELDS}
+    facts = {"fingerprint": info.get("fingerprint")} | {key: info.get(key) for key in PER_RUN_FIELDS}
+    write_text_atomic(out_dir / RUN_INFO_FILE, json.dumps(kept, indent=2) + "\n")
+    write_text_atomic(run_facts_file(out_dir), json.dumps(facts, indent=2) + "\n")
     return out_dir
 
 
@@ -98,14 +111,27 @@ def read_run_info(model_dir: Path) -> dict[str, object]:
         info = json.loads(path.read_text())
     except ValueError as exc:
         raise StageError(f"not valid JSON: {exc}", path, "run the train stage again: dvc repro train") from None
-    return info if isinstance(info, dict) else {}
+    info = info if isinstance(info, dict) else {}
+    return info | run_facts(model_dir, info.get("fingerprint"))
+
+
+def run_facts(model_dir: Path, fingerprint: object) -> dict[str, object]:
+    """The per-run fields of the training that wrote `model_dir` (`fingerprint`); none for another training's
+    (a folder DVC restored from its cache) or when there is no such file (a fresh clone)."""
+    try:
+        facts = json.loads(run_facts_file(model_dir).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(facts, dict) or facts.get("fingerprint") != fingerprint:
+        return {}
+    return {key: facts.get(key) for key in PER_RUN_FIELDS}
 
 
 def recorded_run_id(model_dir: Path) -> str | None:
     """The W&B run id train recorded, if any: later stages add their reports to that run."""
     try:
-        run_id = json.loads((model_dir / RUN_INFO_FILE).read_text()).get("wandb_run_id")
-    except (OSError, ValueError, AttributeError):
+        run_id = read_run_info(model_dir).get("wandb_run_id")
+    except StageError:
         return None
     return run_id if isinstance(run_id, str) and run_id else None
 

@@ -16,6 +16,7 @@ from tabml.registry import champion
 from tabml.registry import store as registry
 from tabml.registry.cli import main as registry_cli
 from tabml.registry.index import RegistryError
+from tabml.registry.record import read_record
 from tasks import register
 from tests.registry_project import build_project, evaluated, fit_model, git
 from tests.synthetic_tables import regression_table
@@ -64,7 +65,9 @@ def params_of(root: Path, **register_changes: object) -> Params:
 
 
 def record(root: Path) -> dict:
-    return json.loads((root / "reports/registration.json").read_text())
+    found = read_record(root / "reports/registration.json")  # with the per-run fields kept beside it
+    assert found is not None
+    return found
 
 
 def stages(root: Path) -> list[tuple[int, str | None]]:
@@ -87,6 +90,8 @@ def test_first_model_is_production_with_package_lineage_gate_report_and_gto(
     assert line.startswith("registered credit v1 (production): test auroc=0.8")
 
     rec = record(project)
+    tracked = json.loads((project / "reports/registration.json").read_text())  # what git and dvc.lock see
+    assert not set(tracked) & {"gto", "manifest_sha256", "wandb_registry"} and tracked["version"] == 1
     assert outputs == [params.register_.record, params.register_.gate_report, Path("registry/credit/versions/v1")]
     assert (rec["version"], rec["stage"], rec["promoted"], rec["champion_version"]) == (1, "production", True, None)
     assert rec["gto"]["tags"] == ["credit@v1.0.0", "credit#production#1"]

@@ -19,7 +19,7 @@ import yaml
 from tabml.core.errors import ExitCode
 from tabml.core.params import load_params
 from tabml.data.processed import load_split
-from tabml.training.trained_model import load_model, score_arrays
+from tabml.training.trained_model import load_model, read_run_info, score_arrays
 from tasks import preprocess, train
 from tests.conftest import FAST_TRAIN, edit_params
 from tests.workspace import EXAMPLE_PARAMS, EXAMPLE_TABLE
@@ -54,7 +54,7 @@ def finish(proc: subprocess.Popen[str], timeout: float = 240) -> str:
 
 
 def run_info(root: Path, out_dir: str = "models/train") -> dict:
-    return json.loads((root / out_dir / "run_info.json").read_text())
+    return read_run_info(root / out_dir)  # with this training's W&B id, duration and resume point
 
 
 def wandb_run_ids(root: Path) -> list[str]:

@@ -249,6 +249,51 @@ def test_plan_agrees_with_what_dvc_then_does(toy: Path) -> None:
     assert {name for name, status in done.items() if status == "skipped"} == plan.up_to_date
 
 
+def with_params(toy: Path, params: dict) -> None:
+    """The toy pipeline with params: second reads a plain key, a list and a list item."""
+    keys = ["model.lr", "model.layers", "slices.0"]
+    write_dvc_yaml(toy, dict(TOY_STAGES, second=dict(TOY_STAGES["second"], params=keys)))
+    raw = yaml.safe_load((toy / "params.yaml").read_text())
+    (toy / "params.yaml").write_text(yaml.safe_dump({**raw, **params}))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"model": {"lr": 0.02, "layers": [8, 4]}},  # a plain key
+        {"model": {"lr": 0.01, "layers": [8, 2]}},  # a list value
+        {"model": {"lr": 0.01, "layers": [8, 4]}, "slices": ["age"]},  # a list index (DVC's own reader)
+    ],
+)
+def test_plan_reads_params_as_dvc_does(toy: Path, edit: dict) -> None:
+    with_params(toy, {"model": {"lr": 0.01, "layers": [8, 4]}, "slices": ["sex"]})
+    reproduce_all(toy)
+    assert plan_pipeline(toy).up_to_date == set(TOY_ORDER)
+    with_params(toy, edit)
+    assert plan_pipeline(toy).up_to_date == {"first"}  # second's params changed; third comes after it
+    assert reproduce_all(toy)["second"] == "ran"  # and DVC agrees that second has to run
+
+
+def test_plan_reports_each_up_to_date_stage_as_it_finds_it_in_run_order(toy: Path) -> None:
+    reproduce_all(toy)
+    (toy / "extra.txt").write_text("extra, edited\n")
+    found: list[tuple[str, float]] = []
+    plan = plan_pipeline(toy, on_up_to_date=lambda name, seconds: found.append((name, seconds)))
+    assert [name for name, _ in found] == ["first"] and found[0][1] >= 0
+    reproduce_all(toy)
+    found.clear()
+    plan = plan_pipeline(toy, on_up_to_date=lambda name, seconds: found.append((name, seconds)))
+    assert [name for name, _ in found] == TOY_ORDER == plan.order
+
+
+def test_plan_leaves_dvcs_params_reader_as_it_was(toy: Path) -> None:
+    from dvc.dependency import param
+
+    before = param.read_param_file
+    plan_pipeline(toy)
+    assert param.read_param_file is before
+
+
 # --- which failures a retry can fix --------------------------------------------------------------------
 
 
