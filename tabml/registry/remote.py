@@ -112,7 +112,9 @@ def _errors(url: str) -> Iterator[None]:
 def _fs() -> Any:
     import s3fs
 
-    return s3fs.S3FileSystem(config_kwargs={"connect_timeout": 10, "retries": {"max_attempts": 3}})
+    # fresh client, no listings cache: a cached one may hold an old endpoint and hide another writer's objects
+    kw = {"config_kwargs": {"connect_timeout": 10, "retries": {"max_attempts": 3}}}
+    return s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False, **kw)
 
 
 def _key(url: str) -> str:

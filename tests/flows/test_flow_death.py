@@ -3,7 +3,6 @@ nothing it started lives on, and the next run resumes training from the checkpoi
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import psutil
 import pytest
 
 from tabml.core.lifeline import FLOW_PID_ENV
+from tabml.training.trained_model import read_run_info
 from tests.conftest import dvc, edit_params, make_workspace, sh
 
 
@@ -62,6 +62,6 @@ def test_kill_9_of_the_flow_mid_train_leaves_no_orphan_and_the_next_run_resumes(
     rerun = sh(sys.executable, "-m", "flows.pipeline", cwd=root)
 
     output = rerun.stdout + rerun.stderr
-    info = json.loads((root / "models/train/run_info.json").read_text())
+    info = read_run_info(root / "models/train")  # the resume point is a per-run fact (models/train.run.json)
     assert "resuming the interrupted run" in output and info["resumed_from"]["epoch"] >= 1, output[-3000:]
     assert "train: ran" in output and not last.parent.exists()

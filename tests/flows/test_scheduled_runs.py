@@ -18,6 +18,7 @@ import yaml
 from flows.deploy import DeployError, deployment_parameters, main, require_server, trigger_parameters
 from tabml.core.ops_params import DeploymentParams
 from tabml.tracking.runs import wandb_run_id
+from tabml.training.trained_model import read_run_info
 from tests.conftest import dvc, make_workspace
 from tests.flows.conftest import PrefectServer, client_env, started
 from tests.workspace import EXAMPLE_PARAMS, example_orchestration
@@ -184,7 +185,7 @@ def test_a_triggered_deployment_run_trains_registers_pushes_and_commits_a_run_br
     (lineage_file,) = (ws / "registry" / "credit").rglob("lineage.json")
     lineage = json.loads(lineage_file.read_text())
     assert lineage["run"]["prefect_flow_run_id"] == run_id
-    run_info = json.loads((ws / "models" / "train" / "run_info.json").read_text())
+    run_info = read_run_info(ws / "models" / "train")  # with its per-run facts (models/train.run.json)
     assert run_info["wandb_run_id"] == wandb_run_id(run_id)
 
     # published: the data in the remote, dvc.lock on runs/<time>-<run id[:8]>, the user's checkout untouched
