@@ -74,8 +74,9 @@ def publish_accepted(snapshot: Path, accepted: Path) -> Path:
     return accepted
 
 
-def read_accepted(path: Path) -> pd.DataFrame:
-    """The table preprocess reads (`preprocess.input`), as validate accepted it."""
+def read_accepted(path: Path, text_as_categories: bool = False) -> pd.DataFrame:
+    """The table preprocess reads (`preprocess.input`), as validate accepted it; text columns as categories when
+    asked (each distinct value held once: preprocess's 3-million-row tables)."""
     if not path.exists():
         raise StageError(
             "no accepted snapshot yet",
@@ -83,7 +84,14 @@ def read_accepted(path: Path) -> pd.DataFrame:
             "run the pipeline up to validation first (`dvc repro validate`); a batch that fails validation is "
             "quarantined and never becomes the accepted snapshot",
         )
-    return pd.read_parquet(path)
+    if not text_as_categories:
+        return pd.read_parquet(path)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return pq.read_table(path, read_dictionary=text).to_pandas()
 
 
 def write_ingest_report(summary: dict[str, object], path: Path) -> Path:

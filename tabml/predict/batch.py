@@ -25,19 +25,20 @@ import pandas as pd
 from tabml.core.data_params import PredictChecks
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import ExitCode, StageError
-from tabml.core.files import atomic_path
 from tabml.core.fs_errors import file_system_failure
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, PredictParams, load_params
 from tabml.data.preprocessing import PreprocessState
 from tabml.evaluation.scorer import Scorer
 from tabml.predict.checks import check_input, check_output, row_status
+from tabml.predict.output import batch_writer, output_format
+from tabml.predict.output import write_table as write_table  # re-exported
 from tabml.predict.prediction_log import PredictionLog
 from tabml.registry.cli import model_name_arg
 from tabml.registry.package import REFERENCE_FILE, Package, load_scorer, signing_key
 from tabml.registry.store import load_package
 from tabml.validation.reference import Reference
 
-OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+BATCH_ROWS = 100_000  # rows transformed, scored and written at a time
 STRICT = PredictParams(  # no params file: nothing is scored that a check would question
     checks=PredictChecks(types="refuse", levels="refuse", ranges="refuse", nulls="refuse"),
     status_column=None,
@@ -86,18 +87,6 @@ def prediction_frame(
     out["model_name"] = name
     out["model_version"] = version
     return out.reset_index(drop=True)
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> Path:
-    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise StageError(f"unknown output format {path.suffix!r}", path, "name the output .csv or .parquet")
-    with atomic_path(path) as tmp:  # a reader never sees half a file; a failed write leaves no temp file
-        if fmt == "csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-    return path
 
 
 def load_model_package(
@@ -155,6 +144,7 @@ def predict_file(
     from tabml.data.tables import ReadOptions, read_table
 
     check_output(output, [registry_dir, *protected])
+    output_format(output)  # an unknown output format is refused before any work
     package, scorer = load_model_package(registry_dir, name, version, stage, key)
     reference = package_reference(package)
     frame = read_table(source, ReadOptions(), hints=reference.dialect if reference else None)
@@ -162,13 +152,16 @@ def predict_file(
     problems = check_input(frame, package, source, reference, policy)
     for problem in problems:
         print(f"[predict] warning: {source}: {problem.message}", file=sys.stderr)
-    out = prediction_frame(scorer, frame, name, package.entry.version, policy.passthrough_columns)
-    if policy.status_column:
-        out[policy.status_column] = row_status(len(frame), problems)
-    written = write_table(out, output)
-    if log is not None:
-        log.append(name, package.entry.version, frame, out, scorer.state.id_column)
-    return PredictionRun(name, package.entry.version, len(frame), written)
+    with batch_writer(output) as write:
+        for start in range(0, len(frame), BATCH_ROWS):
+            rows = frame.iloc[start : start + BATCH_ROWS]
+            out = prediction_frame(scorer, rows, name, package.entry.version, policy.passthrough_columns)
+            if policy.status_column:
+                out[policy.status_column] = row_status(len(rows), problems, start)
+            write(out)
+            if log is not None:
+                log.append(name, package.entry.version, rows.reset_index(drop=True), out, scorer.state.id_column)
+    return PredictionRun(name, package.entry.version, len(frame), output)
 
 
 def main(argv: list[str] | None = None) -> int:
