@@ -102,15 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.stage_memory", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=3_000_000)
     parser.add_argument("--before", default="ca0c9b9", help="the commit measured as `before`")
+    parser.add_argument("--after", default=None, help="a commit measured as `after` (default: this checkout)")
     parser.add_argument("--train-rows", type=int, default=20_000)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         table = generate(tmp / "big.csv", args.rows)
         registry = package(tmp / "package", table, args.train_rows)
-        codes = {"before": export(args.before, tmp / "before"), "after": PROJECT}
+        after = export(args.after, tmp / "after") if args.after else PROJECT
+        codes = {"before": export(args.before, tmp / "before"), "after": after}
         size = table.stat().st_size / 1e6
-        print(f"{args.rows:,} rows, {size:.0f} MB CSV; before = {args.before}, after = this checkout")
+        print(f"{args.rows:,} rows, {size:.0f} MB CSV; before = {args.before}, after = {args.after or 'this checkout'}")
         print(f"{'stage':<12}{'before s':>10}{'after s':>10}{'before MiB':>12}{'after MiB':>12}{'after/before':>14}")
         results: dict[str, dict[str, tuple[float, float]]] = {}
         for label, code in codes.items():

@@ -15,12 +15,20 @@ from tabml.data.target import level_codes
 def is_text_category(values: pd.Series) -> bool:
     """An unordered category whose levels are text (how the reader holds text columns)."""
     dtype = values.dtype
-    return isinstance(dtype, pd.CategoricalDtype) and not dtype.ordered and dtype.categories.dtype == object
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        and not dtype.ordered
+        and pd.api.types.is_string_dtype(dtype.categories.dtype)
+    )
 
 
 def text_categories(values: pd.Series) -> pd.Series | None:
-    """The levels of a text category as an object Series, or None for any other column."""
-    return pd.Series(values.cat.categories, dtype=object) if is_text_category(values) else None
+    """The levels of a text category, in the order the rows first show them, as an object Series; None for any
+    other column (examples quoted in messages are then the file's first ones, as for plain text)."""
+    if not is_text_category(values):
+        return None
+    codes = values.cat.codes.to_numpy()
+    return pd.Series(values.cat.categories[pd.unique(codes[codes >= 0])], dtype=object)
 
 
 def spread(values: pd.Series, per_level: pd.Series | pd.Index) -> pd.Index:
