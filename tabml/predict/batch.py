@@ -28,6 +28,7 @@ from tabml.core.errors import ExitCode, StageError
 from tabml.core.fs_errors import file_system_failure
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, PredictParams, load_params
 from tabml.data.preprocessing import PreprocessState
+from tabml.data.tables import ReadOptions, read_table
 from tabml.evaluation.scorer import Scorer
 from tabml.predict.checks import check_input, check_output, row_status
 from tabml.predict.output import batch_writer, output_format
@@ -138,16 +139,15 @@ def predict_file(
     protected: tuple[Path, ...] = (),
     log: PredictionLog | None = None,
     policy: PredictParams = STRICT,
+    read: ReadOptions | None = None,
 ) -> PredictionRun:
     """Verify the package, read and check the input as training was, score it, write the predictions (never into
     the registry or the `protected` folders; appended to `log` when given)."""
-    from tabml.data.tables import ReadOptions, read_table
-
     check_output(output, [registry_dir, *protected])
     output_format(output)  # an unknown output format is refused before any work
     package, scorer = load_model_package(registry_dir, name, version, stage, key)
     reference = package_reference(package)
-    frame = read_table(source, ReadOptions(), hints=reference.dialect if reference else None)
+    frame = read_table(source, read or ReadOptions(), hints=reference.dialect if reference else None)
     check_passthrough(frame, policy, source)
     problems = check_input(frame, package, source, reference, policy)
     for problem in problems:
@@ -174,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", type=model_name_arg, help="model line (default: data.name from params)")
     parser.add_argument("--registry-dir", type=Path, help="default: register.registry_dir from params")
     parser.add_argument("--params", type=Path, help=f"default: {DEFAULT_PARAMS} (for --name/--registry-dir/predict:)")
+    for setting in ("encoding", "delimiter", "decimal", "thousands"):
+        parser.add_argument(f"--{setting}", help=f"how the input is written, as data.{setting} (default: detected)")
     args = parser.parse_args(argv)
+    read = ReadOptions(encoding=args.encoding, delimiter=args.delimiter, decimal=args.decimal, thousands=args.thousands)
     quiet_telemetry()
     try:
         needed = args.params is not None or not (args.name and args.registry_dir)
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         policy = params.predict if params is not None else STRICT
         try:
             done = predict_file(
-                registry_dir, name, args.input, args.output, args.version, args.stage, key, protected, log, policy
+                registry_dir, name, args.input, args.output, args.version, args.stage, key, protected, log, policy, read
             )
         finally:
             if log is not None:

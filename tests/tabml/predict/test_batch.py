@@ -235,3 +235,15 @@ def test_a_table_with_an_ordered_categorical_trains_and_predicts_by_its_order(tm
     scored = pd.read_csv(tmp_path / "in.parquet.out.csv")
     assert len(scored) == 40
     pd.testing.assert_frame_equal(scored, pd.read_csv(tmp_path / "in.csv.out.csv"))
+
+
+def test_predict_takes_the_inputs_decimal_mark_on_the_command_line(
+    registered: tuple[Path, Params], tmp_path: Path
+) -> None:
+    """What a refusal of a decimal mark that contradicts the reference says to set (`--decimal ','`) is accepted."""
+    root, _ = registered
+    rows = new_rows(50)
+    euro = _european(rows, tmp_path / "e.csv")
+    assert run(root, str(euro), str(tmp_path / "e_out.csv"), "--decimal", ",", "--delimiter", ";") == 0
+    clean = predict.predict_file(root / "registry", "credit", _csv(rows, tmp_path / "c.csv"), tmp_path / "c_out.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(clean.output), pd.read_csv(tmp_path / "e_out.csv"))
