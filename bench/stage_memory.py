@@ -114,17 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         size = table.stat().st_size / 1e6
         print(f"{args.rows:,} rows, {size:.0f} MB CSV; before = {args.before}, after = {args.after or 'this checkout'}")
         print(f"{'stage':<12}{'before s':>10}{'after s':>10}{'before MiB':>12}{'after MiB':>12}{'after/before':>14}")
-        results: dict[str, dict[str, tuple[float, float]]] = {}
-        for label, code in codes.items():
-            root = workspace(tmp / f"ws-{label}", table)
-            for stage in STAGES:
-                results.setdefault(stage, {})[label] = run_measured(code, root, "-m", f"tasks.{stage}")
-            scored = ["-m", "tabml.predict", str(table), "scored.csv", "--params", "params.yaml"]
-            names = ["--name", "credit", "--registry-dir", str(registry)]
-            results.setdefault("predict", {})[label] = run_measured(code, root, *scored, *names)
-        for stage, by in results.items():
-            (bs, bm), (as_, am) = by["before"], by["after"]
-            print(f"{stage:<12}{bs:>10.1f}{as_:>10.1f}{bm:>12.0f}{am:>12.0f}{am / bm:>14.2f}")
+        roots = {label: workspace(tmp / f"ws-{label}", table) for label in codes}
+        scored = ["-m", "tabml.predict", str(table), "scored.csv", "--params", "params.yaml"]
+        commands = {stage: ["-m", f"tasks.{stage}"] for stage in STAGES}
+        commands["predict"] = [*scored, "--name", "credit", "--registry-dir", str(registry)]
+        for stage, command in commands.items():  # each row printed when measured (a 3M run takes many minutes)
+            (bs, bm), (as_, am) = (run_measured(code, roots[label], *command) for label, code in codes.items())
+            print(f"{stage:<12}{bs:>10.1f}{as_:>10.1f}{bm:>12.0f}{am:>12.0f}{am / bm:>14.2f}", flush=True)
     return 0
 
 

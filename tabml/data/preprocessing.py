@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer, model_validator
 from scipy.special import ndtri
 
 from tabml.core.params import PreprocessParams, TaskType
@@ -58,6 +58,14 @@ class NumericFeature(Frozen):
     # part "ordinal": an ordered categorical's levels, lowest first; the column is its ordinal code 0..K-1 (missing
     # or unseen: NaN, then filled and flagged like any missing number); serving encodes it through the scorer
     order: list[str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _no_order_unless_ordinal(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        """States without ordinals are written as before (older code still reads them)."""
+        out: dict[str, object] = handler(self)
+        if self.order is None:
+            out.pop("order", None)
+        return out
 
 
 class CategoricalFeature(Frozen):
