@@ -17,6 +17,7 @@ from tabml.core.stage import stage_main
 from tabml.data.column_types import datetime_from_text, numeric_from_text
 from tabml.data.snapshot import write_ingest_report, write_snapshot
 from tabml.data.tables import ReadOptions, read_table_as
+from tabml.data.text_values import is_text_category
 
 LOST_SHARE = 0.5  # an override that turns more than this share of a column's values into missing is refused
 
@@ -89,7 +90,8 @@ def ingest_summary(frame: pd.DataFrame, source: Path, sha256: str, dialect: dict
         "source": str(source),
         "source_sha256": sha256,
         "rows": len(frame),
-        "columns": {str(c): str(t) for c, t in frame.dtypes.items()},
+        # text held as categories is recorded as the text column it is (and is written so in the snapshot)
+        "columns": {str(c): "str" if is_text_category(frame[c]) else str(t) for c, t in frame.dtypes.items()},
         "dialect": dialect,
     }
 

@@ -78,7 +78,7 @@ def preprocess_frame(
 ) -> tuple[dict[str, SplitArrays], PreprocessState, dict[str, np.ndarray], dict[str, object]]:
     """Pure: table -> (arrays per split, fitted state, split row positions, report)."""
     keep = present_rows(frame[data.target])
-    table = frame.loc[keep].reset_index(drop=True)
+    table = frame if keep.all() else frame.loc[keep].reset_index(drop=True)  # no copy when every target is known
     decisions = infer_column_kinds(table, data, p)
     check_features(decisions, data)
     encoding = fit_target(table[data.target], data)
@@ -94,7 +94,7 @@ def preprocess_frame(
 
 def run(params: Params) -> list[Path]:
     data, p = params.data, params.preprocess
-    frame = read_accepted(p.input)
+    frame = read_accepted(p.input, text_as_categories=True)
     arrays, state, positions, report = preprocess_frame(frame, data, p)
     write_processed(p.out_dir, arrays, positions, state, report)
     columns = cast(list[dict[str, object]], report["columns"])

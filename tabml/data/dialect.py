@@ -258,6 +258,15 @@ def detect_numbers(
         )
     if decimal is None:
         decimal = "," if comma else "." if dot else None
+        if decimal is not None and hint is not None and hint.decimal is not None and decimal != hint.decimal:
+            column = sorted(comma if decimal == "," else dot)[0]
+            raise StageError(
+                f"numbers are written with {decimal!r} as the decimal mark (e.g. column {column!r}), but the "
+                f"table the reference was read from used {hint.decimal!r}",
+                path,
+                f"if this file really uses {decimal!r}, set data.decimal: {decimal!r} in params.yaml (tabml.predict: "
+                f"--decimal {decimal!r}); otherwise export it as the reference table was",
+            )
     if decimal is None and ambiguous and (hint is None or hint.decimal is None):
         column, value = next(iter(ambiguous.items()))
         raise StageError(

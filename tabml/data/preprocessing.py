@@ -7,12 +7,14 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer, model_validator
 from scipy.special import ndtri
 
 from tabml.core.params import PreprocessParams, TaskType
 from tabml.data.column_types import ColumnDecision, datetime_from_text, numeric_from_text
-from tabml.data.target import TargetEncoding, level_codes
+from tabml.data.target import TargetEncoding
+from tabml.data.text_values import as_text as as_text  # re-exported (serving, baselines)
+from tabml.data.text_values import category_codes, level_counts
 
 DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour", "epoch_days")
 LEGACY_CLIP = 5.0  # states written before the networks clamped their own inputs clipped the robust view here
@@ -53,6 +55,17 @@ class NumericFeature(Frozen):
     center: float
     scale: float
     missing_indicator: bool
+    # part "ordinal": an ordered categorical's levels, lowest first; the column is its ordinal code 0..K-1 (missing
+    # or unseen: NaN, then filled and flagged like any missing number); serving encodes it through the scorer
+    order: list[str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _no_order_unless_ordinal(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        """States without ordinals are written as before (older code still reads them)."""
+        out: dict[str, object] = handler(self)
+        if self.order is None:
+            out.pop("order", None)
+        return out
 
 
 class CategoricalFeature(Frozen):
@@ -110,16 +123,6 @@ def as_float(values: pd.Series) -> np.ndarray:
     return numeric_from_text(values).astype("float64").to_numpy(na_value=np.nan)
 
 
-def as_text(values: pd.Series, kind: str) -> pd.Series:
-    """Canonical level strings; booleans map every spelling to `true`/`false`."""
-    text = values.astype("string").str.strip()
-    if kind == "boolean":
-        lowered = text.str.lower()
-        text = lowered.map(lambda v: "true" if v in {"true", "t", "yes", "y", "1", "on", "1.0"} else "false")
-        text = text.where(values.notna())
-    return text
-
-
 def datetime_part(values: pd.Series, part: str) -> np.ndarray:
     stamps = values if pd.api.types.is_datetime64_any_dtype(values) else datetime_from_text(values)
     stamps = pd.to_datetime(stamps, utc=True)
@@ -132,7 +135,20 @@ def datetime_part(values: pd.Series, part: str) -> np.ndarray:
 
 def numeric_source(frame: pd.DataFrame, feature: NumericFeature) -> np.ndarray:
     values = frame[feature.source]
+    if feature.order is not None:
+        return ordinal_codes(values, feature.order)
     return datetime_part(values, feature.part) if feature.part else as_float(values)
+
+
+def is_ordered(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.CategoricalDtype) and bool(values.dtype.ordered)
+
+
+def ordinal_codes(values: pd.Series, order: list[str]) -> np.ndarray:
+    """Each value's position in `order` as a float; NaN for missing and unseen values (numerics' missing handling)."""
+    codes = category_codes(values, "categorical", order).astype(np.float64)
+    codes[codes < 0] = np.nan
+    return codes
 
 
 # ---- fit ----
@@ -162,9 +178,8 @@ def fit_numeric(name: str, values: np.ndarray, source: str, part: str | None, n_
     )
 
 
-def fit_levels(text: pd.Series, p: PreprocessParams) -> list[str]:
-    """The most frequent levels seen at least `min_level_count` times, at most `max_levels`."""
-    counts = text.value_counts(dropna=True)
+def fit_levels(counts: pd.Series, p: PreprocessParams) -> list[str]:
+    """The most frequent levels (`level_counts`) seen at least `min_level_count` times, at most `max_levels`."""
     counts = counts[counts >= p.min_level_count].head(p.max_levels)
     return sorted(map(str, counts.index))
 
@@ -187,13 +202,17 @@ def fit_state(
         values = train[d.name]
         if d.kind == "numeric":
             numeric.append(fit_numeric(d.name, as_float(values), d.name, None, p.n_quantiles))
+        elif d.kind == "categorical" and is_ordered(values):
+            order = [str(c) for c in as_text(pd.Series(values.cat.categories), "categorical")]
+            feature = fit_numeric(d.name, ordinal_codes(values, order), d.name, "ordinal", p.n_quantiles)
+            numeric.append(feature.model_copy(update={"order": order}))
         elif d.kind == "datetime":
             for part in DATETIME_PARTS:
                 raw = datetime_part(values, part)
                 if np.nanstd(raw) > 0 if np.isfinite(raw).any() else False:
                     numeric.append(fit_numeric(f"{d.name}.{part}", raw, d.name, part, p.n_quantiles))
         else:
-            categorical.append(CategoricalFeature(name=d.name, levels=fit_levels(as_text(values, d.kind), p)))
+            categorical.append(CategoricalFeature(name=d.name, levels=fit_levels(level_counts(values, d.kind), p)))
     return PreprocessState(
         task=target.task,
         target=target.column,
@@ -221,27 +240,29 @@ def quantile_normal(values: np.ndarray, quantiles: list[float]) -> np.ndarray:
 
 
 def transform_numeric(frame: pd.DataFrame, state: PreprocessState) -> np.ndarray:
-    columns: list[np.ndarray] = []
+    """float32 (n, numeric_width): filled column by column, so only one source column is ever held in float64."""
+    out = np.empty((len(frame), numeric_width(state)), dtype=np.float32)
+    position = 0
     for feature in state.numeric:
         raw = numeric_source(frame, feature)
         missing = ~np.isfinite(raw)
         filled = np.where(missing, feature.fill, raw)
-        columns.append(quantile_normal(filled, feature.quantiles))
+        out[:, position] = quantile_normal(filled, feature.quantiles)
         robust = (filled - feature.center) / feature.scale
-        columns.append(robust if state.clip is None else np.clip(robust, -state.clip, state.clip))
+        out[:, position + 1] = robust if state.clip is None else np.clip(robust, -state.clip, state.clip)
+        position += 2
         if feature.missing_indicator:
-            columns.append(missing.astype(np.float64))
-    if not columns:
-        return np.zeros((len(frame), 0), dtype=np.float32)
-    return np.column_stack(columns).astype(np.float32)
+            out[:, position] = missing
+            position += 1
+    return out
 
 
 def transform_categorical(frame: pd.DataFrame, state: PreprocessState) -> np.ndarray:
     kinds = {c.name: c.kind for c in state.input_schema}
-    columns = [level_codes(as_text(frame[c.name], kinds[c.name]), c.levels) + 1 for c in state.categorical]
-    if not columns:
-        return np.zeros((len(frame), 0), dtype=np.int64)
-    return np.column_stack(columns)
+    out = np.empty((len(frame), len(state.categorical)), dtype=np.int64)
+    for i, c in enumerate(state.categorical):
+        out[:, i] = category_codes(frame[c.name], kinds[c.name], c.levels) + 1
+    return out
 
 
 def numeric_width(state: PreprocessState) -> int:

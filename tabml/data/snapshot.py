@@ -11,11 +11,15 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from tabml.core.errors import StageError
 from tabml.data.dialect import Dialect
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DIALECT_KEY = b"tabml.dialect"
 
@@ -29,7 +33,7 @@ def write_snapshot(frame: pd.DataFrame, path: Path, dialect: Dialect | None = No
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = plain_text(pa.Table.from_pandas(frame, preserve_index=False))
         if dialect is not None:
             extra = {DIALECT_KEY: dialect.model_dump_json().encode()}
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
@@ -38,6 +42,29 @@ def write_snapshot(frame: pd.DataFrame, path: Path, dialect: Dialect | None = No
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def plain_text(table: pa.Table) -> pa.Table:
+    """Unordered text categories (how the reader holds text) stored, and described to pandas, as the plain text
+    column pandas itself writes: the snapshot is the same whichever way the text was held. Ordered ones stay."""
+    import pyarrow as pa
+
+    meta = table.schema.pandas_metadata or {}
+    described = {c.get("field_name"): c for c in meta.get("columns", [])}
+    plain = pa.Schema.from_pandas(pd.DataFrame({"text": pd.Series(["a"], dtype="str")}), preserve_index=False)
+    plain_entry = {k: v for k, v in plain.pandas_metadata["columns"][0].items() if k not in ("name", "field_name")}
+    changed = False
+    for i, field in enumerate(table.schema):
+        kind = field.type
+        if pa.types.is_dictionary(kind) and not kind.ordered and _is_text_type(kind.value_type):
+            table = table.set_column(
+                i, pa.field(field.name, plain.field(0).type), table[field.name].cast(plain.field(0).type)
+            )
+            described.get(field.name, {}).update(plain_entry)
+            changed = True
+    if not changed:
+        return table
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), b"pandas": json.dumps(meta).encode()})
 
 
 def read_snapshot(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -74,8 +101,9 @@ def publish_accepted(snapshot: Path, accepted: Path) -> Path:
     return accepted
 
 
-def read_accepted(path: Path) -> pd.DataFrame:
-    """The table preprocess reads (`preprocess.input`), as validate accepted it."""
+def read_accepted(path: Path, text_as_categories: bool = False) -> pd.DataFrame:
+    """The table preprocess reads (`preprocess.input`), as validate accepted it; text columns as categories when
+    asked (each distinct value held once: preprocess's 3-million-row tables)."""
     if not path.exists():
         raise StageError(
             "no accepted snapshot yet",
@@ -83,7 +111,14 @@ def read_accepted(path: Path) -> pd.DataFrame:
             "run the pipeline up to validation first (`dvc repro validate`); a batch that fails validation is "
             "quarantined and never becomes the accepted snapshot",
         )
-    return pd.read_parquet(path)
+    if not text_as_categories:
+        return pd.read_parquet(path)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return pq.read_table(path, read_dictionary=text).to_pandas()
 
 
 def write_ingest_report(summary: dict[str, object], path: Path) -> Path:
@@ -101,3 +136,9 @@ def read_snapshot_dialect(path: Path) -> Dialect | None:
 
     found = (pq.read_schema(path).metadata or {}).get(DIALECT_KEY) if path.exists() else None
     return Dialect.model_validate_json(found) if found else None
+
+
+def _is_text_type(kind: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -30,7 +31,9 @@ from tabml.data.dialect import (
     sample_rows,
     strip_sep_line,
 )
+from tabml.data.text_values import is_text_category, parse_categories, text_categories
 
+SAMPLE_ROWS = 2_000  # rows that decide which columns are text (read as categories)
 EXTENSIONS = {".parquet": "parquet", ".pq": "parquet", ".xlsx": "xlsx", ".csv": "csv", ".tsv": "csv", ".txt": "csv"}
 
 
@@ -131,12 +134,16 @@ def read_csv(
     decimal, thousands = detect_numbers(rows, path, options.decimal, options.thousands, hints)
     codes = leading_zero_columns(rows)
     readable = io.BytesIO(body) if isinstance(body, bytes) else body
+    csv_options: dict[str, Any] = dict(
+        sep=delimiter, decimal=decimal, thousands=thousands, keep_default_na=False, na_values=["", *na_values],
+        index_col=False, skipinitialspace=True,
+    )  # fmt: skip
     try:
-        frame = pd.read_csv(
-            readable, encoding=body_encoding, sep=delimiter, decimal=decimal, thousands=thousands,
-            keep_default_na=False, na_values=["", *na_values], index_col=False, skipinitialspace=True,
-            dtype=dict.fromkeys(codes, "str"),
-        )  # fmt: skip
+        # text columns (as the sample shows them) are read as categories: each distinct value held once
+        sampled = pd.read_csv(io.StringIO(text), nrows=SAMPLE_ROWS, dtype=dict.fromkeys(codes, "str"), **csv_options)
+        # (not the digit codes: pandas would turn categories that all look like numbers into numbers)
+        kinds = {str(c): "category" for c in sampled.columns if is_text(sampled[c])} | dict.fromkeys(codes, "str")
+        frame = pd.read_csv(readable, encoding=body_encoding, dtype=kinds, **csv_options)
     except pd.errors.EmptyDataError:
         raise StageError("the file is empty (no header row)", path, "export the table again with its header") from None
     except pd.errors.ParserError as exc:
@@ -225,7 +232,7 @@ def read_parquet(raw: bytes, path: Path) -> tuple[pd.DataFrame, Dialect]:
 
 
 def is_text(values: pd.Series) -> bool:
-    return values.dtype == object or isinstance(values.dtype, pd.StringDtype)
+    return values.dtype == object or isinstance(values.dtype, pd.StringDtype) or is_text_category(values)
 
 
 def convert_dates(
@@ -238,7 +245,8 @@ def convert_dates(
         values = frame[name]
         if not (is_text(values) or pd.api.types.is_integer_dtype(values)):
             continue
-        found = detect_date_format(values, declared.get(name), hinted.get(name))
+        distinct = text_categories(values)  # a text category's values, each once, in the same checks
+        found = detect_date_format(values if distinct is None else distinct, declared.get(name), hinted.get(name))
         if found.ambiguous is not None:
             raise StageError(
                 f"column {name!r} holds dates like {found.ambiguous!r} that read day-first and month-first alike",
@@ -247,12 +255,12 @@ def convert_dates(
             )
         if found.format is None:
             continue
-        parsed = parse_dates(values, found.format)
+        parsed = parse_dates(values, found.format) if distinct is None else parse_categories(values, found.format)
         bad = values[values.notna() & parsed.isna()]
         if len(bad):
             raise StageError(
                 f"column {name!r}: {len(bad)} value(s) do not parse as dates in {found.format!r}, "
-                f"e.g. {list(bad.astype(str).unique()[:3])}",
+                f"e.g. {list(pd.unique(bad.astype(str))[:3])}",
                 path,
                 f"fix those values, or set data.date_formats.{name} (or data.column_types.{name}: categorical)",
             )

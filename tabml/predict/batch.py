@@ -25,19 +25,21 @@ import pandas as pd
 from tabml.core.data_params import PredictChecks
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import ExitCode, StageError
-from tabml.core.files import atomic_path
 from tabml.core.fs_errors import file_system_failure
 from tabml.core.params import DEFAULT_PARAMS, ParamsError, PredictParams, load_params
 from tabml.data.preprocessing import PreprocessState
+from tabml.data.tables import ReadOptions, read_table
 from tabml.evaluation.scorer import Scorer
 from tabml.predict.checks import check_input, check_output, row_status
+from tabml.predict.output import batch_writer, output_format
+from tabml.predict.output import write_table as write_table  # re-exported
 from tabml.predict.prediction_log import PredictionLog
 from tabml.registry.cli import model_name_arg
 from tabml.registry.package import REFERENCE_FILE, Package, load_scorer, signing_key
 from tabml.registry.store import load_package
 from tabml.validation.reference import Reference
 
-OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+BATCH_ROWS = 100_000  # rows transformed, scored and written at a time
 STRICT = PredictParams(  # no params file: nothing is scored that a check would question
     checks=PredictChecks(types="refuse", levels="refuse", ranges="refuse", nulls="refuse"),
     status_column=None,
@@ -86,18 +88,6 @@ def prediction_frame(
     out["model_name"] = name
     out["model_version"] = version
     return out.reset_index(drop=True)
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> Path:
-    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise StageError(f"unknown output format {path.suffix!r}", path, "name the output .csv or .parquet")
-    with atomic_path(path) as tmp:  # a reader never sees half a file; a failed write leaves no temp file
-        if fmt == "csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-    return path
 
 
 def load_model_package(
@@ -149,26 +139,29 @@ def predict_file(
     protected: tuple[Path, ...] = (),
     log: PredictionLog | None = None,
     policy: PredictParams = STRICT,
+    read: ReadOptions | None = None,
 ) -> PredictionRun:
     """Verify the package, read and check the input as training was, score it, write the predictions (never into
     the registry or the `protected` folders; appended to `log` when given)."""
-    from tabml.data.tables import ReadOptions, read_table
-
     check_output(output, [registry_dir, *protected])
+    output_format(output)  # an unknown output format is refused before any work
     package, scorer = load_model_package(registry_dir, name, version, stage, key)
     reference = package_reference(package)
-    frame = read_table(source, ReadOptions(), hints=reference.dialect if reference else None)
+    frame = read_table(source, read or ReadOptions(), hints=reference.dialect if reference else None)
     check_passthrough(frame, policy, source)
     problems = check_input(frame, package, source, reference, policy)
     for problem in problems:
         print(f"[predict] warning: {source}: {problem.message}", file=sys.stderr)
-    out = prediction_frame(scorer, frame, name, package.entry.version, policy.passthrough_columns)
-    if policy.status_column:
-        out[policy.status_column] = row_status(len(frame), problems)
-    written = write_table(out, output)
-    if log is not None:
-        log.append(name, package.entry.version, frame, out, scorer.state.id_column)
-    return PredictionRun(name, package.entry.version, len(frame), written)
+    with batch_writer(output) as write:
+        for start in range(0, len(frame), BATCH_ROWS):
+            rows = frame.iloc[start : start + BATCH_ROWS]
+            out = prediction_frame(scorer, rows, name, package.entry.version, policy.passthrough_columns)
+            if policy.status_column:
+                out[policy.status_column] = row_status(len(rows), problems, start)
+            write(out)
+            if log is not None:
+                log.append(name, package.entry.version, rows.reset_index(drop=True), out, scorer.state.id_column)
+    return PredictionRun(name, package.entry.version, len(frame), output)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", type=model_name_arg, help="model line (default: data.name from params)")
     parser.add_argument("--registry-dir", type=Path, help="default: register.registry_dir from params")
     parser.add_argument("--params", type=Path, help=f"default: {DEFAULT_PARAMS} (for --name/--registry-dir/predict:)")
+    for setting in ("encoding", "delimiter", "decimal", "thousands"):
+        parser.add_argument(f"--{setting}", help=f"how the input is written, as data.{setting} (default: detected)")
     args = parser.parse_args(argv)
+    read = ReadOptions(encoding=args.encoding, delimiter=args.delimiter, decimal=args.decimal, thousands=args.thousands)
     quiet_telemetry()
     try:
         needed = args.params is not None or not (args.name and args.registry_dir)
@@ -194,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         policy = params.predict if params is not None else STRICT
         try:
             done = predict_file(
-                registry_dir, name, args.input, args.output, args.version, args.stage, key, protected, log, policy
+                registry_dir, name, args.input, args.output, args.version, args.stage, key, protected, log, policy, read
             )
         finally:
             if log is not None:

@@ -55,7 +55,10 @@ def type_problems(frame: pd.DataFrame, columns: list[dict[str, str]]) -> list[In
             continue
         values = frame[name]
         parsed = as_float(values) if kind == "numeric" else datetime_part(values, "epoch_days")
-        bad = values.notna().to_numpy() & ~np.isfinite(parsed) & values.astype("string").str.strip().ne("").to_numpy()
+        bad = values.notna().to_numpy() & ~np.isfinite(parsed)
+        if bad.any():  # blank text is missing, not a bad value (looked at in the few rows that did not parse)
+            rows = np.flatnonzero(bad)
+            bad[rows] = values.iloc[rows].astype("string").str.strip().ne("").to_numpy(dtype=bool)
         if bad.any():
             rows = np.flatnonzero(bad)
             examples = list(values.iloc[rows].astype(str).unique()[:SHOWN_BAD_VALUES])
@@ -81,7 +84,7 @@ def check_output(output: Path, protected: list[Path]) -> None:
 def level_problem(name: str, values: pd.Series, allowed: list[str]) -> InputProblem | None:
     """Category levels the model never saw; levels that differ from a known one only in case are named so."""
     text = values.astype("string").str.strip()
-    unseen = (values.notna() & ~text.isin(allowed)).to_numpy()
+    unseen = (values.notna() & ~text.isin(allowed)).to_numpy(dtype=bool)
     if not unseen.any():
         return None
     rows = np.flatnonzero(unseen)
@@ -155,10 +158,11 @@ def check_input(
     return problems
 
 
-def row_status(rows: int, problems: list[InputProblem]) -> pd.Series:
-    """Per row: `ok`, or the checks it failed (`levels:Home; ranges:Income`)."""
+def row_status(rows: int, problems: list[InputProblem], start: int = 0) -> pd.Series:
+    """Per row of the `rows` from position `start`: `ok`, or the checks it failed (`levels:Home; ranges:Income`)."""
     status = [[] for _ in range(rows)]  # type: list[list[str]]
     for problem in problems:
-        for r in problem.rows:
-            status[int(r)].append(f"{problem.check}:{problem.column}")
+        inside = problem.rows[(problem.rows >= start) & (problem.rows < start + rows)]
+        for r in inside:
+            status[int(r) - start].append(f"{problem.check}:{problem.column}")
     return pd.Series(["; ".join(s) if s else "ok" for s in status], dtype="object")

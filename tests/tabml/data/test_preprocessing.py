@@ -64,3 +64,37 @@ def test_quantile_normal_is_monotone_and_centred() -> None:
     z = quantile_normal(np.sort(values), q)
     assert np.all(np.diff(z) >= -1e-12)
     assert abs(np.median(z)) < 0.05
+
+
+def graded(order: list[str]) -> pd.Series:
+    values = ["low", "mid", "high", "mid", "low", None, "high", "mid"]
+    return pd.Series(pd.Categorical(values, categories=order, ordered=True))
+
+
+def test_an_ordered_categorical_is_encoded_as_its_ordinal_code_in_category_order(tmp_path) -> None:
+    train = pd.DataFrame({"grade": graded(["low", "mid", "high"])})
+    state = fit_state(train, [ColumnDecision("grade", "categorical", "")], ENC, P, None)
+    assert state.categorical == [] and [(f.name, f.part, f.order) for f in state.numeric] == [
+        ("grade", "ordinal", ["low", "mid", "high"])
+    ]
+    save_state(state, tmp_path)
+    assert load_state(tmp_path) == state  # recorded in preprocess_state.json, which predict and serve load
+    rows = pd.DataFrame({"grade": ["high", "low", "mid", "unheard", None]})  # a CSV's plain text reads alike
+    x = transform(rows, state, np.zeros(5)).x_num
+    rank, missing = x[:, 0], x[:, 2]
+    assert rank[1] < rank[2] < rank[0]  # low < mid < high
+    assert missing.tolist() == [0, 0, 0, 1, 1]  # unseen and missing: the numbers' missing handling
+    assert x[3, 0] == x[4, 0]
+
+
+def test_the_reversed_order_in_the_file_gives_reversed_codes() -> None:
+    from tabml.data.preprocessing import ordinal_codes
+
+    forward, backward = graded(["low", "mid", "high"]), graded(["high", "mid", "low"])
+    state = fit_state(pd.DataFrame({"grade": backward}), [ColumnDecision("grade", "categorical", "")], ENC, P, None)
+    assert state.numeric[0].order == ["high", "mid", "low"]
+    codes_forward = ordinal_codes(forward, ["low", "mid", "high"])
+    codes_backward = ordinal_codes(backward, state.numeric[0].order or [])
+    present = np.isfinite(codes_forward)
+    assert np.array_equal(codes_backward[present], 2 - codes_forward[present])
+    assert codes_forward[present].tolist() == [0, 1, 2, 1, 0, 2, 1]

@@ -133,3 +133,25 @@ def test_a_zip_of_several_files_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StageError, match="holds 2 files"):
         read_table(path)
     assert read_table(write(tmp_path, "x.gz", gzip.compress(b"a,b\n1,2\n")))["b"].tolist() == [2]
+
+
+def test_a_batch_is_read_with_its_references_dialect_when_its_own_is_ambiguous(tmp_path: Path) -> None:
+    groups = write(tmp_path, "groups.csv", b"a;b\n1,234;x\n2,500;y\n")
+    european = Dialect(format="csv", delimiter=";", decimal=",", thousands=".")
+    assert read_table(groups, hints=european)["a"].tolist() == [1.234, 2.5]
+    assert read_table(groups, hints=european.model_copy(update={"decimal": "."}))["a"].tolist() == [1234, 2500]
+
+
+def test_a_decimal_mark_that_contradicts_the_reference_is_refused_until_it_is_set(
+    corpus: dict[str, Path], clean_sha: str
+) -> None:
+    dotted = Dialect(format="csv", delimiter=",", decimal=".")
+    with pytest.raises(StageError) as caught:
+        read_table(corpus["european.csv"], hints=dotted)
+    assert caught.value.where.endswith("european.csv")
+    assert "with ',' as the decimal mark" in caught.value.what and "the reference was read from used '.'" in (
+        caught.value.what
+    )
+    assert "data.decimal: ','" in caught.value.todo and "--decimal ','" in caught.value.todo
+    assert frame_sha(read_table(corpus["european.csv"], ReadOptions(decimal=","), hints=dotted)) == clean_sha
+    assert frame_sha(read_table(corpus["clean.csv"], hints=dotted)) == clean_sha  # agreeing: read as before

@@ -209,3 +209,41 @@ def test_out_of_range_numbers_warn_per_policy_and_refuse_without_params(
     assert pd.read_csv(done.output)["input_status"].tolist()[:2] == ["ranges:Income", "ok"]
     assert run(root, str(source), str(tmp_path / "strict.csv")) == 65  # no params file: every check refuses
     assert "outside the reference range" in capsys.readouterr().err and not (tmp_path / "strict.csv").exists()
+
+
+def test_a_table_with_an_ordered_categorical_trains_and_predicts_by_its_order(tmp_path: Path) -> None:
+    """Parquet's ordered `Grade` is one ordinal input; a CSV's plain text of it scores the same."""
+    from tabml.data.processed import read_state
+
+    table = pd.read_csv(EXAMPLE_TABLE)
+    order = ["junior", "mid", "senior"]
+    grade = pd.cut(table["Seniority"], [-1, 3, 10, 100], labels=order).astype(str)
+    table["Grade"] = pd.Categorical(grade, categories=order, ordered=True)
+    root = tmp_path / "graded"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_MODE", "disabled")
+        params = build_project(root, table)
+        with chdir(root):
+            register.run(evaluated(root, params))
+    state = read_state(root / params.preprocess.out_dir)
+    assert [(f.part, f.order) for f in state.numeric if f.source == "Grade"] == [("ordinal", order)]
+    rows = table.tail(40).drop(columns=["Status"])
+    rows.to_parquet(tmp_path / "in.parquet")
+    rows.assign(Grade=rows["Grade"].astype(str)).to_csv(tmp_path / "in.csv", index=False)
+    for name in ("in.parquet", "in.csv"):
+        predict.predict_file(root / "registry", "credit", tmp_path / name, tmp_path / f"{name}.out.csv")
+    scored = pd.read_csv(tmp_path / "in.parquet.out.csv")
+    assert len(scored) == 40
+    pd.testing.assert_frame_equal(scored, pd.read_csv(tmp_path / "in.csv.out.csv"))
+
+
+def test_predict_takes_the_inputs_decimal_mark_on_the_command_line(
+    registered: tuple[Path, Params], tmp_path: Path
+) -> None:
+    """What a refusal of a decimal mark that contradicts the reference says to set (`--decimal ','`) is accepted."""
+    root, _ = registered
+    rows = new_rows(50)
+    euro = _european(rows, tmp_path / "e.csv")
+    assert run(root, str(euro), str(tmp_path / "e_out.csv"), "--decimal", ",", "--delimiter", ";") == 0
+    clean = predict.predict_file(root / "registry", "credit", _csv(rows, tmp_path / "c.csv"), tmp_path / "c_out.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(clean.output), pd.read_csv(tmp_path / "e_out.csv"))
