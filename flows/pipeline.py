@@ -28,7 +28,7 @@ from prefect.states import Failed
 from tabml.core.dag import PipelineDefinitionError
 from tabml.core.env import quiet_telemetry
 from tabml.core.errors import ExitCode
-from tabml.core.ops_params import OrchestrationParams, PublishParams, StagePolicy
+from tabml.core.ops_params import OrchestrationParams, PublishParams
 from tabml.core.params import ParamsError
 from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome, plan_pipeline, reproduce_stage
 from tabml.orchestration.entry import prefect_state_in, project_prefect_home, refuse_secret_parameters
@@ -44,8 +44,8 @@ from tabml.orchestration.task_states import (
     as_stage_failure,
     manual_run_settings,
     not_run_state,
-    retry_if_it_can_help,
     skipped_state,
+    stage_task,
 )
 from tabml.orchestration.workspace_lock import WorkspaceLockTimeout, workspace_lock
 from tabml.registry.lineage import FLOW_RUN_ENV  # the register stage records the run that produced a version
@@ -176,7 +176,7 @@ def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, s
                 policy = params.orchestration.policy(name)
                 started = time.perf_counter()
                 try:
-                    result = on_its_pool(name, params, _as_task(run_stage, name, policy))(
+                    result = on_its_pool(name, params, stage_task(run_stage, name, policy))(
                         str(project), name, force, env
                     )
                 except Exception as exc:
@@ -199,7 +199,7 @@ def _publish(
     project: Path, orchestration: OrchestrationParams, run_id: str, started: datetime, outcomes: list[StageOutcome]
 ) -> Published:
     logger = get_run_logger()
-    step = _as_task(publish_step, PUBLISH_STEP, orchestration.policy(PUBLISH_STEP))
+    step = stage_task(publish_step, PUBLISH_STEP, orchestration.policy(PUBLISH_STEP))
     settings = orchestration.publish
     try:
         published = step(str(project), run_id, started, settings)
@@ -219,17 +219,6 @@ def _publish(
 
 def _named(fn: Any, name: str) -> Any:
     return fn.with_options(name=name, task_run_name=name)  # the run graph and task-run list show the stage's name
-
-
-def _as_task(fn: Any, name: str, policy: StagePolicy) -> Any:
-    return fn.with_options(
-        name=name,
-        task_run_name=name,
-        retries=policy.retries,
-        retry_delay_seconds=policy.retry_delays() or 0,
-        retry_condition_fn=retry_if_it_can_help,
-        timeout_seconds=policy.timeout_seconds,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from tabml.core.env import quiet_telemetry
 from tabml.orchestration import handover
 from tabml.orchestration.dvc_stages import StageOutcome
 from tabml.orchestration.flow_params import load_flow_params
-from tabml.orchestration.task_states import SKIPPED, as_stage_failure, retry_if_it_can_help
+from tabml.orchestration.task_states import SKIPPED, as_stage_failure, stage_task
 from tabml.registry.lineage import FLOW_RUN_ENV
 from tabml.tracking.runs import RUN_ID_ENV as WANDB_RUN_ENV
 from tabml.tracking.runs import wandb_run_id
@@ -71,14 +71,7 @@ def _run(
     policy = orchestration.policy(stage)
     env = {FLOW_RUN_ENV: pipeline_run_id, WANDB_RUN_ENV: wandb_run_id(pipeline_run_id)} if pipeline_run_id else {}
     started = time.perf_counter()
-    step = run_stage.with_options(
-        name=stage,
-        task_run_name=stage,
-        retries=policy.retries,
-        retry_delay_seconds=policy.retry_delays() or 0,
-        retry_condition_fn=retry_if_it_can_help,
-        timeout_seconds=policy.timeout_seconds,
-    )
+    step = stage_task(run_stage, stage, policy)
     try:
         result = step(str(project), stage, force, env)
     except Exception as exc:

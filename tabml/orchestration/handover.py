@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from contextlib import chdir
 from pathlib import Path
 from typing import Any
 
 from tabml.core.redact import redact_text
-from tabml.orchestration.publish_run import files_to_commit
+from tabml.orchestration.publish_run import files_to_commit, index_tree
 
 HANDOVER_REF_PREFIX = "refs/tabml/handover/"
 COMMITTER = {
@@ -96,12 +95,7 @@ def commit_and_push(root: Path, git_remote: str, ref: str, message: str) -> str:
     """Commit HEAD + the workspace's run files (dvc.lock, params, uncached outputs) and push it to `ref`."""
     try:
         paths = files_to_commit(root)
-        with tempfile.TemporaryDirectory(prefix="tabml-handover-") as tmp:
-            index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            _git(root, "read-tree", "HEAD", env=index)
-            if paths:
-                _git(root, "update-index", "--add", "--remove", "--", *paths, env=index)
-            tree = _git(root, "write-tree", env=index).strip()
+        tree = index_tree(root, paths)
         commit = _git(root, "commit-tree", tree, "-p", "HEAD", "-m", message, env=COMMITTER).strip()
         _git(root, "push", "--quiet", "--force", git_remote, f"{commit}:{ref}")
     except subprocess.CalledProcessError as exc:

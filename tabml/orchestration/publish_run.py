@@ -95,12 +95,7 @@ def commit_to_branch(
     same tree on the same parent is returned instead of a new one, so unchanged scheduled runs add nothing.
     """
     _git(root, "check-ref-format", f"refs/heads/{branch}")
-    with tempfile.TemporaryDirectory(prefix="tabml-publish-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        _git(root, "read-tree", "HEAD", env=env)
-        if paths:
-            _git(root, "update-index", "--add", "--remove", "--", *paths, env=env)
-        tree = _git(root, "write-tree", env=env).strip()
+    tree = index_tree(root, paths)
     head = _git(root, "rev-parse", "HEAD").strip()
     if tree == _git(root, "rev-parse", "HEAD^{tree}").strip():
         return None, None
@@ -234,3 +229,14 @@ def should_publish(requested: bool | None, from_deployment: bool, orchestration:
     if requested is not None:
         return requested
     return orchestration.publish.scheduled if from_deployment else orchestration.publish.manual
+
+
+def index_tree(root: Path, paths: Sequence[str]) -> str:
+    """The tree of HEAD with `paths` as they are in the workspace (added, changed or removed), built in a
+    private index so the user's own staging area is left alone."""
+    with tempfile.TemporaryDirectory(prefix="tabml-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        _git(root, "read-tree", "HEAD", env=env)
+        if paths:
+            _git(root, "update-index", "--add", "--remove", "--", *paths, env=env)
+        return _git(root, "write-tree", env=env).strip()

@@ -15,6 +15,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext
 from prefect.states import Cancelled, Completed
 
+from tabml.core.ops_params import StagePolicy
 from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome, is_retryable
 
 SKIPPED = "Skipped"  # the state name (type Completed) of a stage's task run when DVC skipped the stage
@@ -26,6 +27,18 @@ def retry_if_it_can_help(task: Any, task_run: TaskRun, state: State) -> bool:
     """Prefect's retry condition: the stage's exit code says whether a rerun could help (is_retryable)."""
     failure = state.result(raise_on_failure=False)
     return isinstance(failure, BaseException) and is_retryable(failure)
+
+
+def stage_task(fn: Any, name: str, policy: StagePolicy) -> Any:
+    """`fn` as the task run named after its stage, with the stage's retries and timeout (orchestration.stages)."""
+    return fn.with_options(
+        name=name,
+        task_run_name=name,
+        retries=policy.retries,
+        retry_delay_seconds=policy.retry_delays() or 0,
+        retry_condition_fn=retry_if_it_can_help,
+        timeout_seconds=policy.timeout_seconds,
+    )
 
 
 def skipped_state(outcome: StageOutcome) -> State:
