@@ -133,17 +133,8 @@ def test_a_worker_in_its_own_folder_clones_pulls_runs_and_pushes_back(
     assert git(origin, "rev-parse", f"{branch}^") == deployed_commit
 
     # a third clone: fetch the run branch, pull the data, nothing to rerun, the registered model loads
-    third = tmp_path / "third"
-    git(tmp_path, "clone", "-q", str(origin), str(third))
-    git(third, "fetch", "-q", "origin", branch)
-    git(third, "checkout", "-q", "FETCH_HEAD")
-    creds = {**os.environ, **s3_storage.credentials_env()}
-    for args in (["pull"], ["status"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "dvc", *args], cwd=third, env=creds, capture_output=True, text=True
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Data and pipelines are up to date." in proc.stdout
+    third = clone_run_branch(tmp_path, origin, branch)
+    assert_pulls_up_to_date(third, s3_storage)
     # the GTO tags the worker's clone made are on the git remote: the third clone has them, GTO agrees
     tags = git(third, "ls-remote", "--tags", "origin")
     assert "refs/tags/credit@v1.0.0" in tags and "refs/tags/credit#production#1" in tags
@@ -163,6 +154,26 @@ def test_a_worker_in_its_own_folder_clones_pulls_runs_and_pushes_back(
     assert sha256_file(pulled) == package.sha256["model.safetensors"]
     everything = worker_log + json.dumps(dep) + json.dumps(flow_run) + package.path.joinpath("lineage.json").read_text()
     assert s3_storage.secret_key not in everything and s3_storage.access_key not in everything
+
+
+def clone_run_branch(tmp_path: Path, origin: Path, branch: str) -> Path:
+    """A third clone of the git remote, checked out at the run branch."""
+    third = tmp_path / "third"
+    git(tmp_path, "clone", "-q", str(origin), str(third))
+    git(third, "fetch", "-q", "origin", branch)
+    git(third, "checkout", "-q", "FETCH_HEAD")
+    return third
+
+
+def assert_pulls_up_to_date(clone: Path, s3_storage: S3Server) -> None:
+    """`dvc pull` from the bucket, then `dvc status`: nothing to rerun."""
+    creds = {**os.environ, **s3_storage.credentials_env()}
+    for args in (["pull"], ["status"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "dvc", *args], cwd=clone, env=creds, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Data and pipelines are up to date." in proc.stdout
 
 
 def _wait_until_final(api: httpx.Client, flow_run_id: str) -> dict:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,14 @@ from tabml.orchestration import handover, stage_pool
 from tabml.orchestration.stage_pool import StagePoolError, SubRun
 from tests.conftest import edit_params, make_workspace
 from tests.flows.conftest import PrefectServer, client_env, started
-from tests.flows.test_remote_worker import _run_logs, _wait_until_final, bare_remote, git
+from tests.flows.test_remote_worker import (
+    _run_logs,
+    _wait_until_final,
+    assert_pulls_up_to_date,
+    bare_remote,
+    clone_run_branch,
+    git,
+)
 from tests.s3_server import S3Server, use_s3_remote
 from tests.workspace import commit_all, example_orchestration, init_repo
 
@@ -206,21 +212,12 @@ def test_only_train_runs_on_the_gpu_pool_and_a_third_clone_finds_the_run_up_to_d
     assert git(origin, "for-each-ref", f"refs/tabml/handover/{failed_run['id']}/")  # a failed one stays for a look
 
     (branch,) = [r.split()[1] for r in git(origin, "show-ref").splitlines() if "refs/heads/runs/" in r]
-    third = tmp_path / "third"
-    git(tmp_path, "clone", "-q", str(origin), str(third))
-    git(third, "fetch", "-q", "origin", branch)
-    git(third, "checkout", "-q", "FETCH_HEAD")
+    third = clone_run_branch(tmp_path, origin, branch)
     lock = yaml.safe_load((third / "dvc.lock").read_text())["stages"]
     assert {"ingest", "preprocess", "train", "evaluate", "register"} <= set(lock)
     processed = next(o for o in lock["preprocess"]["outs"] if o["path"] == "data/processed")
     assert next(d for d in lock["train"]["deps"] if d["path"] == "data/processed")["md5"] == processed["md5"]
-    creds = {**os.environ, **s3_storage.credentials_env()}
-    for args in (["pull"], ["status"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "dvc", *args], cwd=third, env=creds, capture_output=True, text=True
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Data and pipelines are up to date." in proc.stdout
+    assert_pulls_up_to_date(third, s3_storage)
     everything = logs + str(main_dep) + str(stage_dep) + _run_logs(api, flow_run["id"])
     assert s3_storage.secret_key not in everything and s3_storage.access_key not in everything
 
