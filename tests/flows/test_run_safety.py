@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.pipeline import _as_task, run_stage, training_pipeline
+from flows.pipeline import run_stage, training_pipeline
 from tabml.core.ops_params import OrchestrationParams, StagePolicy
 from tabml.core.params import ParamsError
 from tabml.orchestration.dvc_stages import StageFailedError
 from tabml.orchestration.publish_run import should_publish
+from tabml.orchestration.task_states import stage_task
 from tabml.orchestration.workspace_lock import WorkspaceLockTimeout, workspace_lock
 from tabml.tracking.runs import wandb_run_id
 from tests.flows.conftest import PrefectServer, client_env
@@ -89,10 +90,10 @@ def attempts(root: Path, name: str = "work") -> list[dict]:
 def test_retry_waits_grow_by_the_backoff_and_reach_prefect() -> None:
     policy = StagePolicy(retries=3, retry_delay_seconds=5, retry_backoff=3, timeout_seconds=None)
     assert policy.retry_delays() == [5, 15, 45]
-    task = _as_task(run_stage, "train", policy)
+    task = stage_task(run_stage, "train", policy)
     assert (task.name, task.retries, task.retry_delay_seconds) == ("train", 3, [5, 15, 45])
     none = StagePolicy(retries=0, retry_delay_seconds=5, retry_backoff=2, timeout_seconds=None)
-    assert none.retry_delays() == [] and _as_task(run_stage, "x", none).retries == 0
+    assert none.retry_delays() == [] and stage_task(run_stage, "x", none).retries == 0
 
 
 def test_publishing_is_on_for_deployment_runs_off_for_manual_ones_unless_asked() -> None:
