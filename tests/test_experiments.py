@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +115,28 @@ def test_an_unknown_experiment_name_fails_the_report_with_the_names_that_exist(g
     assert all(name in proc.stderr for name in grid.experiments)
 
 
-def test_a_stage_still_succeeds_quickly_when_wandb_is_online_but_unreachable(grid: Grid) -> None:
+@pytest.fixture(params=["own service", "parent's service"])
+def wandb_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The stage's environment without WANDB_SERVICE, or with this process's running wandb-core service in it
+    (what a stage inherits when its parent used wandb): a failed online stream stays registered there."""
+    import wandb
+
+    if request.param == "own service":
+        yield {key: value for key, value in os.environ.items() if key != tracking.SHARED_SERVICE_ENV}
+        return
+    run = wandb.init(project="parent", dir=str(tmp_path), mode="offline", settings=wandb.Settings(silent=True))
+    run.finish()
+    try:
+        assert tracking.SHARED_SERVICE_ENV in os.environ
+        yield dict(os.environ)
+    finally:
+        wandb.teardown()
+        os.environ.pop(tracking.SHARED_SERVICE_ENV, None)
+
+
+def test_a_stage_still_succeeds_quickly_when_wandb_is_online_but_unreachable(
+    grid: Grid, wandb_service: dict[str, str]
+) -> None:
     name = sorted(grid.experiments)[0]
     dvc("exp", "apply", name, cwd=grid.root)  # its outputs into the workspace, for evaluate to read
     offline = grid.root / ".wandb" / "wandb"
@@ -123,7 +145,7 @@ def test_a_stage_still_succeeds_quickly_when_wandb_is_online_but_unreachable(gri
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     env = {
-        **os.environ,
+        **wandb_service,
         "WANDB_MODE": "online",
         "WANDB_BASE_URL": f"http://127.0.0.1:{closed}",
         "WANDB_API_KEY": "k" * 40,

@@ -25,6 +25,7 @@ EXPERIMENT_ENV = "DVC_EXP_NAME"  # set by `dvc exp run` for the stage commands
 PROJECT_ROOT_ENV = "DVC_ROOT"  # set by DVC: the repo root, also when a queued experiment runs in a temp copy
 INIT_TIMEOUT_ENV = "WANDB_INIT_TIMEOUT"
 INIT_TIMEOUT_SECONDS = 30.0
+SHARED_SERVICE_ENV = "WANDB_SERVICE"  # set by wandb for child processes: they join the parent's wandb-core
 
 
 def tracking_mode(tracking: TrackingParams) -> str:
@@ -88,29 +89,47 @@ def init_run(
 
     directory = tracking_dir(tracking)
     dataset = (config or {}).get("dataset")  # train's config names it
-    group = group or experiment_group(str(dataset) if dataset else None)
+    settings = {
+        "project": tracking.project,
+        "id": run_id,
+        "resume": "allow",
+        "group": group or experiment_group(str(dataset) if dataset else None),
+        "job_type": job_type,
+        "config": config,
+        "dir": str(directory.resolve()),  # wandb resolves a relative dir against its first cwd
+        "reinit": "finish_previous",
+    }
     for attempt_mode in dict.fromkeys([mode, "offline"] if offline_fallback else [mode]):
         started = time.monotonic()
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            return wandb.init(
-                project=tracking.project,
-                id=run_id,
-                resume="allow",
-                group=group,
-                job_type=job_type,
-                config=config,
-                dir=str(directory.resolve()),  # wandb resolves a relative dir against its first cwd
-                mode=attempt_mode,  # type: ignore[arg-type]  # WANDB_MODE may hold anything: wandb rejects it
-                reinit="finish_previous",
-                settings=wandb.Settings(init_timeout=init_timeout(), silent=True, console="off"),
-            )
+            return _start(wandb, attempt_mode, settings)
         except Exception as exc:  # noqa: BLE001 - tracking must never fail the run
             waited = time.monotonic() - started
             warnings.warn(
                 f"W&B {attempt_mode} run could not start after {waited:.1f}s ({exc}); continuing", stacklevel=2
             )
             _teardown(wandb)  # a failed online stream keeps the run id busy: offline would refuse it
+    return None
+
+
+def _start(wandb: Any, mode: str, settings: dict[str, Any]) -> Any:
+    """wandb.init; on "run ID is in use" once more with a service of this process's own.
+
+    A process that inherits WANDB_SERVICE (its parent ran wandb) shares the parent's wandb-core service, and a
+    failed online stream stays registered there under the run id: the offline retry would be refused for good."""
+    for last in (False, True):
+        try:
+            return wandb.init(
+                **settings,
+                mode=mode,  # WANDB_MODE may hold anything: wandb rejects it
+                settings=wandb.Settings(init_timeout=init_timeout(), silent=True, console="off"),
+            )
+        except Exception as exc:
+            if last or "is in use" not in str(exc) or SHARED_SERVICE_ENV not in os.environ:
+                raise
+            _teardown(wandb)
+            os.environ.pop(SHARED_SERVICE_ENV, None)  # the next init starts its own service
     return None
 
 
