@@ -17,6 +17,9 @@ from tabml.core.redact import URL_USERINFO
 
 CLONE_STEP_ID = "clone"
 DVC_PULL = "python -m dvc pull --allow-missing"  # --allow-missing: outputs never pushed (a first run) are not an error
+# the registry's GTO tags from every earlier run (git_clone fetches only the commit): without them a second worker
+# would number its versions from 1 again and its tag push would clash with the first worker's
+FETCH_TAGS = "git fetch --quiet --tags origin"
 
 
 class CodeSourceError(RuntimeError):
@@ -24,7 +27,7 @@ class CodeSourceError(RuntimeError):
 
 
 def pull_steps(repository: str, commit: str) -> list[dict[str, Any]]:
-    """Prefect pull steps: clone `repository` at `commit` into the working folder, then `dvc pull` there; pure."""
+    """Prefect pull steps: clone `repository` at `commit` into the working folder, fetch its tags, `dvc pull`; pure."""
     return [
         {
             "prefect.deployments.steps.git_clone": {
@@ -33,13 +36,16 @@ def pull_steps(repository: str, commit: str) -> list[dict[str, Any]]:
                 "commit_sha": commit,
             }
         },
-        {
-            "prefect.deployments.steps.run_shell_script": {
-                "script": DVC_PULL,
-                "directory": f"{{{{ {CLONE_STEP_ID}.directory }}}}",
-                "stream_output": True,
+        *(
+            {
+                "prefect.deployments.steps.run_shell_script": {
+                    "script": script,
+                    "directory": f"{{{{ {CLONE_STEP_ID}.directory }}}}",
+                    "stream_output": True,
+                }
             }
-        },
+            for script in (FETCH_TAGS, DVC_PULL)
+        ),
     ]
 
 

@@ -18,7 +18,7 @@ import yaml
 from flows.deploy import deployment_parameters
 from tabml.core.files import sha256_file
 from tabml.core.ops_params import DeploymentParams
-from tabml.orchestration.code_source import DVC_PULL, CodeSourceError, git_source, pull_steps
+from tabml.orchestration.code_source import DVC_PULL, FETCH_TAGS, CodeSourceError, git_source, pull_steps
 from tabml.registry.package import load_scorer
 from tabml.registry.store import load_package
 from tests.conftest import edit_params, make_workspace
@@ -41,7 +41,7 @@ def bare_remote(ws: Path, path: Path) -> Path:
 
 
 def test_pull_steps_clone_the_deployed_commit_then_pull_the_data_there() -> None:
-    clone, pull = pull_steps("git@example.org:team/tabml.git", "0123abcd")
+    clone, tags, pull = pull_steps("git@example.org:team/tabml.git", "0123abcd")
     assert clone == {
         "prefect.deployments.steps.git_clone": {
             "id": "clone",
@@ -49,10 +49,41 @@ def test_pull_steps_clone_the_deployed_commit_then_pull_the_data_there() -> None
             "commit_sha": "0123abcd",
         }
     }
+    assert tags["prefect.deployments.steps.run_shell_script"]["script"] == FETCH_TAGS
     shell = pull["prefect.deployments.steps.run_shell_script"]
     assert shell["script"] == DVC_PULL and shell["directory"] == "{{ clone.directory }}"
     d = DeploymentParams.model_validate({**example_orchestration()["deployment"], "source": "git"})
     assert deployment_parameters(Path("/srv/tabml"), d)["root"] == "."  # the clone the pull steps leave it in
+
+
+def test_the_pull_steps_bring_the_registry_tags_of_earlier_runs_into_the_worker_clone(
+    use_prefect_api: PrefectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from prefect.deployments.steps.core import run_steps
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    git(ws, "init", "-q", "-b", "main")
+    (ws / "a.txt").write_text("a\n")
+    commit_all(ws, "first")
+    git(ws, "tag", "-a", "credit@v1.0.0", "-m", "an earlier run's registration")  # what GTO writes
+    git(ws, "tag", "-a", "credit#production#1", "-m", "its promotion")
+    (ws / "a.txt").write_text("b\n")
+    commit_all(ws, "second")
+    origin = bare_remote(ws, tmp_path / "origin.git")
+    git(ws, "push", "-q", "--follow-tags", "origin", "main")
+    worker = tmp_path / "worker"
+    worker.mkdir()
+    monkeypatch.chdir(worker)
+    steps = pull_steps(str(origin), git(ws, "rev-parse", "HEAD"))
+    steps[-1]["prefect.deployments.steps.run_shell_script"]["script"] = "git status --short"  # no DVC repo here
+    outputs = asyncio.run(run_steps(steps))
+    clone = Path(outputs["directory"])
+    assert git(clone, "rev-parse", "HEAD") == git(ws, "rev-parse", "HEAD")
+    assert git(clone, "tag", "--list").split() == ["credit#production#1", "credit@v1.0.0"]
+    assert git(clone, "rev-parse", "credit@v1.0.0^{commit}") == git(ws, "rev-parse", "HEAD^")
 
 
 def test_a_commit_not_on_the_git_remote_or_a_url_with_credentials_is_refused(tmp_path: Path) -> None:
@@ -120,7 +151,7 @@ def test_a_worker_in_its_own_folder_clones_pulls_runs_and_pushes_back(
         state = _wait_until_final(api, flow_run["id"])
     worker_log = log.read_text()
     assert state["type"] == "COMPLETED", f"{state}\n{worker_log[-8000:]}"
-    assert "Running 2 deployment pull step(s)" in _run_logs(api, flow_run["id"])
+    assert "Running 3 deployment pull step(s)" in _run_logs(api, flow_run["id"])
 
     # the deploying checkout did not run anything; the run branch is on the git remote
     assert not (ws / "models" / "train").exists() and not (ws / "dvc.lock").exists()
