@@ -94,7 +94,7 @@ def publish_summary(
     not_run: list[str] | None = None,
     published: Published | None = None,
 ) -> None:
-    """The run's artifacts: the `pipeline-summary` Markdown, and tables and links for the reports it shows."""
+    """The run's artifacts: the `pipeline-summary` Markdown, and tables and links for what this run produced."""
     # A report is shown only if its stage (same name as its params section) ran, was skipped as unchanged (the
     # summary says so), or is the one that failed: a stage that did not run may have left a stale report.
     current = {o.name for o in outcomes} | ({failure.stage} if failure else set())
@@ -121,10 +121,14 @@ def publish_summary(
         served_at=served_at,
     )
     create_markdown_artifact(markdown=markdown, key=SUMMARY_KEY, description="What this run did, stage by stage")
-    for page in pages:
+    # The other artifacts are new versions of their keys, so only the run that made their content publishes them:
+    # a table when its stage ran in this run, the links when any stage did. A run with nothing to do changed no
+    # report and no page; its summary above still shows every section and every link (and the requests this
+    # saves are most of what such a run costs beyond `dvc repro`: bench/orchestration_overhead.py).
+    for page in pages if ran else []:
         if page.url:
             create_link_artifact(link=page.url, link_text=page.title, key=page.key, description=page.path)
-    if validation is not None and (rows := validation_table(validation)):
+    if validation is not None and "validate" in ran and (rows := validation_table(validation)):
         create_table_artifact(table=rows, key=VALIDATION_KEY, description="the checks of the last validation")
-    if metrics is not None and (rows := metrics_table(metrics)):
+    if metrics is not None and "evaluate" in ran and (rows := metrics_table(metrics)):
         create_table_artifact(table=rows, key=METRICS_KEY, description="test-split metrics of the model")

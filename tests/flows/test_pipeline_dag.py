@@ -258,52 +258,6 @@ def test_a_run_leaves_only_its_named_artifacts_no_result_storage_json(prefect_se
     assert set(flow_run_artifacts(str(state.state_details.flow_run_id))) == {SUMMARY_KEY}
 
 
-def test_the_summary_links_data_docs_over_http_and_tables_metrics_and_checks(
-    prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import json
-
-    from prefect import flow
-
-    from tabml.core.ops_params import OrchestrationParams
-    from tabml.orchestration.flow_hooks import DATA_DOCS_KEY, METRICS_KEY, VALIDATION_KEY, publish_summary
-    from tabml.orchestration.flow_params import FlowParams
-    from tabml.orchestration.reports_server import REPORTS_URL_ENV
-
-    monkeypatch.delenv(REPORTS_URL_ENV, raising=False)  # the links' base then comes from params
-
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/docs.html").write_text("<html>docs</html>")
-    check = {"name": "type", "column": "Age", "severity": "error", "success": True, "expected": "integer"}
-    validation = {"success": True, "data_docs": "reports/docs.html", "checks": [check]}
-    (tmp_path / "reports/validation.json").write_text(json.dumps(validation))
-    (tmp_path / "reports/metrics.json").write_text(json.dumps({"test": {"auroc": 0.8}, "threshold": 0.4}))
-    (tmp_path / "reports/registration.json").write_text(json.dumps({"passed": True, "version": 4}))
-    params = FlowParams(
-        OrchestrationParams.model_validate(example_orchestration()),
-        validation_report=tmp_path / "reports/validation.json",
-        metrics=tmp_path / "reports/metrics.json",
-        registration_record=tmp_path / "reports/registration.json",
-        root=tmp_path,
-    )
-    outcomes = [StageOutcome(name, "skipped", 0.0) for name in ("validate", "evaluate", "register")]
-
-    @flow(name="summary-only", persist_result=False)
-    def summary_only() -> None:
-        publish_summary(params, outcomes)
-
-    state = summary_only(return_state=True)
-    artifacts = flow_run_artifacts(str(state.state_details.flow_run_id))
-    assert set(artifacts) == {SUMMARY_KEY, DATA_DOCS_KEY, VALIDATION_KEY, METRICS_KEY}
-    url = "http://127.0.0.1:4201/docs.html"  # where `make server` serves reports/ (orchestration.reports_server)
-    assert f"({url})" in str(artifacts[DATA_DOCS_KEY].data)  # a link artifact: Prefect stores it as Markdown
-    assert f"]({url})" in str(artifacts[SUMMARY_KEY].data)
-    assert "version: 4" not in str(artifacts[SUMMARY_KEY].data)  # register was skipped: this run registered nothing
-    assert "auroc" in str(artifacts[METRICS_KEY].data) and "decision threshold" in str(artifacts[METRICS_KEY].data)
-    assert artifacts[METRICS_KEY].type == artifacts[VALIDATION_KEY].type == "table"
-    assert "Age" in str(artifacts[VALIDATION_KEY].data)
-
-
 def test_a_failed_run_has_a_task_run_for_every_stage_the_ones_after_the_failure_not_run(
     prefect_server: None, toy: Path
 ) -> None:
