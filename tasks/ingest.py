@@ -1,4 +1,4 @@
-"""ingest: landing-zone CSV/Parquet -> versioned Parquet snapshot (DVC tracks it)."""
+"""ingest: landing-zone CSV/Parquet/.xlsx -> versioned Parquet snapshot (DVC tracks it); CSV batch by batch."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from tabml.core.files import sha256_file
 from tabml.core.params import Params
 from tabml.core.stage import stage_main
 from tabml.data.column_types import datetime_from_text, numeric_from_text
-from tabml.data.snapshot import write_ingest_report, write_snapshot
-from tabml.data.tables import ReadOptions, read_table_as
+from tabml.data.csv_batches import BATCH_ROWS, read_batches
+from tabml.data.dates import detect_date_format
+from tabml.data.snapshot import snapshot_writer, write_ingest_report
+from tabml.data.tables import ReadOptions
 from tabml.data.text_values import is_text_category
 
 LOST_SHARE = 0.5  # an override that turns more than this share of a column's values into missing is refused
@@ -34,16 +36,16 @@ def named_columns(params: Params) -> dict[str, str | None]:
     return named
 
 
-def check_roles(frame: pd.DataFrame, params: Params) -> None:
+def check_roles(columns: list[str], params: Params) -> None:
     """The columns params.yaml names must exist; say which ones do."""
     data, named = params.data, named_columns(params)
-    missing = {key: col for key, col in named.items() if col is not None and col not in frame.columns}
+    missing = {key: col for key, col in named.items() if col is not None and col not in columns}
     if missing:
         listed = ", ".join(f"{key}={col!r}" for key, col in missing.items())
         raise StageError(
             f"params.yaml names columns that are not in the table: {listed}",
             data.path,
-            columns_hint(list(frame.columns), data.path),
+            columns_hint(list(columns), data.path),
         )
 
 
@@ -62,53 +64,84 @@ def columns_hint(columns: list[object], path: Path) -> str:
     )
 
 
-def check_overrides(frame: pd.DataFrame, params: Params) -> None:
-    """A `data.column_types` override must not turn most of a column into missing values."""
-    for column, kind in params.data.column_types.items():
-        if kind not in ("numeric", "datetime") or column not in frame.columns:
-            continue
-        values = frame[column]
-        if kind == "numeric" and pd.api.types.is_numeric_dtype(values):
-            continue
-        if kind == "datetime" and pd.api.types.is_datetime64_any_dtype(values):
-            continue
-        parsed = numeric_from_text(values) if kind == "numeric" else datetime_from_text(values)
-        present = values.notna()
-        lost = present & parsed.isna()
-        if present.sum() and lost.sum() > LOST_SHARE * present.sum():
-            examples = list(values[lost].astype(str).unique()[:3])
-            raise StageError(
-                f"data.column_types.{column}: {kind} would turn {int(lost.sum()):,} of {int(present.sum()):,} "
-                f"values into missing (e.g. {examples})",
-                params.data.path,
-                f"remove the override, or set data.column_types.{column} to categorical or text",
-            )
+class OverrideCheck:
+    """A `data.column_types` override must not turn most of a column into missing values: counted batch by batch
+    (a datetime override's format decided on the column's `samples`, the values one read would decide it on)."""
+
+    def __init__(self, params: Params, samples: dict[str, pd.Series]) -> None:
+        self.params, self.samples = params, samples
+        self.counts: dict[str, tuple[int, int, list[str]]] = {}  # present, lost, first examples
+
+    def add(self, frame: pd.DataFrame) -> None:
+        for column, kind in self.params.data.column_types.items():
+            if kind not in ("numeric", "datetime") or column not in frame.columns:
+                continue
+            values = frame[column]
+            if kind == "numeric" and pd.api.types.is_numeric_dtype(values):
+                continue
+            if kind == "datetime" and pd.api.types.is_datetime64_any_dtype(values):
+                continue
+            parsed = numeric_from_text(values) if kind == "numeric" else datetime_from_text(values, self.fmt(column))
+            present = values.notna()
+            lost = present & parsed.isna()
+            total, missing, examples = self.counts.get(column, (0, 0, []))
+            examples = list(dict.fromkeys(examples + list(values[lost].astype(str).unique()[:3])))[:3]
+            self.counts[column] = (total + int(present.sum()), missing + int(lost.sum()), examples)
+
+    def fmt(self, column: str) -> str | None:
+        sample = self.samples.get(column)
+        return (
+            None if sample is None else detect_date_format(sample.astype("string").astype(object)).format or "ISO8601"
+        )
+
+    def finish(self) -> None:
+        for column, (present, lost, examples) in self.counts.items():
+            if present and lost > LOST_SHARE * present:
+                kind = self.params.data.column_types[column]
+                raise StageError(
+                    f"data.column_types.{column}: {kind} would turn {lost:,} of {present:,} values into missing "
+                    f"(e.g. {examples})",
+                    self.params.data.path,
+                    f"remove the override, or set data.column_types.{column} to categorical or text",
+                )
 
 
-def ingest_summary(frame: pd.DataFrame, source: Path, sha256: str, dialect: dict[str, object]) -> dict[str, object]:
+def ingest_summary(
+    frame: pd.DataFrame, rows: int, source: Path, sha256: str, dialect: dict[str, object]
+) -> dict[str, object]:
+    """What was read: `rows`, and the columns with the dtypes of `frame` (a batch of the table)."""
     return {
         "source": str(source),
         "source_sha256": sha256,
-        "rows": len(frame),
+        "rows": rows,
         # text held as categories is recorded as the text column it is (and is written so in the snapshot)
         "columns": {str(c): "str" if is_text_category(frame[c]) else str(t) for c, t in frame.dtypes.items()},
         "dialect": dialect,
     }
 
 
-def run(params: Params) -> list[Path]:
+def run(params: Params, batch_rows: int = BATCH_ROWS) -> list[Path]:
+    """Read the landing table batch by batch (`batch_rows` at a time) into the snapshot; its report beside."""
     start = time.perf_counter()
     data, out = params.data, params.ingest
-    read = read_table_as(data.path, ReadOptions.of(data))
-    frame = read.frame
-    check_roles(frame, params)
-    check_overrides(frame, params)
-    write_snapshot(frame, out.snapshot, read.dialect)
-    dialect = read.dialect.model_dump(mode="json")
-    write_ingest_report(ingest_summary(frame, data.path, sha256_file(data.path), dialect), out.report)
+    table = read_batches(data.path, ReadOptions.of(data), batch_rows)
+    check_roles(table.columns, params)
+    overrides = OverrideCheck(params, table.samples)
+    first: pd.DataFrame | None = None
+    with snapshot_writer(out.snapshot, table.dialect, table.null_types) as write:
+        for batch in table.batches():
+            overrides.add(batch)
+            write(batch)
+            first = batch.iloc[:0] if first is None else first
+        overrides.finish()
+    assert first is not None  # read_batches refuses a table without rows
+    dialect = table.dialect.model_dump(mode="json")
+    write_ingest_report(ingest_summary(first, table.rows, data.path, sha256_file(data.path), dialect), out.report)
     seconds = time.perf_counter() - start
-    print(f"[ingest] {data.path}: {len(frame):,} rows x {frame.shape[1]} columns -> {out.snapshot} ({seconds:.1f}s)")
-    for note in read.dialect.notes:
+    print(
+        f"[ingest] {data.path}: {table.rows:,} rows x {len(table.columns)} columns -> {out.snapshot} ({seconds:.1f}s)"
+    )
+    for note in table.dialect.notes:
         print(f"[ingest] note: {note}")
     return [out.snapshot, out.report]
 

@@ -44,10 +44,11 @@ def numeric_from_text(values: pd.Series) -> pd.Series:
     return pd.to_numeric(european.where(comma, plain), errors="coerce")
 
 
-def datetime_from_text(values: pd.Series) -> pd.Series:
-    """Dates written as text, by the one format the column's values fit (tabml.data.dates); else ISO 8601 only."""
+def datetime_from_text(values: pd.Series, fmt: str | None = None) -> pd.Series:
+    """Dates written as text, by `fmt` or the one format the column's values fit (tabml.data.dates); else ISO
+    8601 only."""
     text = values.astype("string").astype(object)
-    fmt = detect_date_format(text).format or "ISO8601"
+    fmt = fmt or detect_date_format(text).format or "ISO8601"
     return pd.to_datetime(parse_dates(text, fmt), utc=True)
 
 

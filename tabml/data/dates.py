@@ -91,12 +91,15 @@ def detect_date_format(values: pd.Series, declared: str | None = None, hinted: s
     return found if found is not None else DateDetection(None)
 
 
-def parse_dates(values: pd.Series, fmt: str) -> pd.Series:
-    """The column parsed with `fmt`; values that do not fit become NaT (the caller counts them)."""
+def parse_dates(values: pd.Series, fmt: str, zoned: bool | None = None) -> pd.Series:
+    """The column parsed with `fmt`; values that do not fit become NaT (the caller counts them). ISO values with
+    a time zone are read as UTC instants (`zoned`: whether any value of the whole column has one; default: these)."""
     nonnull = values.dropna()
     text = nonnull.astype("int64").astype(str) if pd.api.types.is_integer_dtype(values) else nonnull.astype(str)
     text = text.str.strip()
-    zoned = fmt == "ISO8601" and bool(text.str.contains(ISO_ZONE).any())
+    if zoned is None:
+        zoned = bool(text.str.contains(ISO_ZONE).any())
+    zoned = fmt == "ISO8601" and zoned
     parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=zoned)
     out = pd.Series(pd.NaT, index=values.index, dtype=parsed.dtype)
     out.loc[parsed.index] = parsed

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -42,6 +45,55 @@ def write_snapshot(frame: pd.DataFrame, path: Path, dialect: Dialect | None = No
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+@contextmanager
+def snapshot_writer(
+    path: Path, dialect: Dialect | None = None, null_types: Mapping[str, str] = MappingProxyType({})
+) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """`write(batch)` appends a row group: the same schema and metadata `write_snapshot` writes for the batches'
+    concatenation (a first batch's all-missing column typed as `null_types` says); renamed into place when whole."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    writer: pq.ParquetWriter | None = None
+
+    def write(frame: pd.DataFrame) -> None:
+        nonlocal writer
+        table = plain_text(pa.Table.from_pandas(frame, preserve_index=False))
+        if writer is None:
+            fields = [pa.field(f.name, pa.type_for_alias(null_types[f.name])) if pa.types.is_null(f.type)
+                      and f.name in null_types else f for f in table.schema]  # fmt: skip
+            extra = {DIALECT_KEY: dialect.model_dump_json().encode()} if dialect is not None else {}
+            writer = pq.ParquetWriter(partial, pa.schema(fields, {**(table.schema.metadata or {}), **extra}))
+        writer.write_table(conform(table, writer.schema))
+
+    try:
+        yield write
+        if writer is None:
+            raise ValueError("no batch was written")
+        writer.close()
+        os.replace(partial, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` in `schema`'s types: a column that is all missing in this batch takes the column's type."""
+    import pyarrow as pa
+
+    if table.schema.equals(schema, check_metadata=False):
+        return table
+    columns = [
+        column if column.type == kind else pa.nulls(len(column), kind) if column.null_count == len(column)
+        else column.cast(kind)
+        for column, kind in zip(table.columns, schema.types, strict=True)
+    ]  # fmt: skip
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def plain_text(table: pa.Table) -> pa.Table:

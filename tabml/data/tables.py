@@ -10,6 +10,8 @@ as a `Dialect`, recorded by ingest and the reference, and handed back as hints w
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from tabml.data.dialect import (
     sample_rows,
     strip_sep_line,
 )
+from tabml.data.formats import drop_trailing_empty, read_parquet, read_xlsx
 from tabml.data.text_values import is_text_category, parse_categories, text_categories
 
 SAMPLE_ROWS = 2_000  # rows that decide which columns are text (read as categories)
@@ -88,8 +91,8 @@ def read_table(path: Path, options: ReadOptions | None = None, hints: Dialect | 
     return read_table_as(path, options or ReadOptions(), hints).frame
 
 
-def read_table_as(path: Path, options: ReadOptions, hints: Dialect | None = None) -> TableRead:
-    """Load the table and say how it was read; refuse missing, empty, garbled, ambiguous or header-less input."""
+def table_source(path: Path, options: ReadOptions) -> tuple[bytes | Path, str | None, str]:
+    """What to read (the path, or the decompressed bytes), the compression undone and the format."""
     if not path.exists():
         raise StageError("file not found", path, "set data.path in params.yaml to your CSV, Parquet or .xlsx table")
     if path.stat().st_size == 0:
@@ -98,12 +101,18 @@ def read_table_as(path: Path, options: ReadOptions, hints: Dialect | None = None
         head = fh.read(8)
     raw, compression = decompress(path.read_bytes(), path) if is_compressed(head) else (head, None)
     fmt = table_format(path, raw, options.format, compression is not None)
+    return (raw if compression else path), compression, fmt  # a plain file is read from disk, never held whole
+
+
+def read_table_as(path: Path, options: ReadOptions, hints: Dialect | None = None) -> TableRead:
+    """Load the table and say how it was read; refuse missing, empty, garbled, ambiguous or header-less input."""
+    source, compression, fmt = table_source(path, options)
     na_values = list(options.na_values or (hints.na_values if hints else []))
-    source: bytes | Path = raw if compression else path  # a plain CSV is read from disk, never held whole
+    raw = source if isinstance(source, bytes) else None
     if fmt == "parquet":
-        frame, dialect = read_parquet(raw if compression else path.read_bytes(), path)
+        frame, dialect = read_parquet(raw or path.read_bytes(), path)
     elif fmt == "xlsx":
-        frame, dialect = read_xlsx(raw if compression else path.read_bytes(), path, options.sheet, na_values)
+        frame, dialect = read_xlsx(raw or path.read_bytes(), path, options.sheet, na_values)
     else:
         frame, dialect = read_csv(source, path, options, hints, na_values)
     frame = check_header(frame, path)
@@ -111,16 +120,48 @@ def read_table_as(path: Path, options: ReadOptions, hints: Dialect | None = None
         text = [c for c in frame.columns if is_text(frame[c])]
         frame[text] = frame[text].mask(frame[text].isin(na_values))
     frame, date_formats = convert_dates(frame, path, options.date_formats, hints)
+    return TableRead(frame, finish_dialect(dialect, compression, na_values, date_formats))
+
+
+def finish_dialect(dialect: Dialect, compression: str | None, na_values: list[str], dates: dict[str, str]) -> Dialect:
+    """The dialect with what was decided after the format's own reading."""
     notes = list(dialect.notes) + ([f"decompressed ({compression})"] if compression else [])
-    dialect = dialect.model_copy(
-        update={"compression": compression, "na_values": na_values, "date_formats": date_formats, "notes": notes}
-    )
-    return TableRead(frame, dialect)
+    update = {"compression": compression, "na_values": na_values, "date_formats": dates, "notes": notes}
+    return dialect.model_copy(update=update)
 
 
-def read_csv(
+@dataclass(frozen=True)
+class CsvPlan:
+    """How a CSV is read, decided from its first rows: what pandas is given, and the dialect found."""
+
+    body: bytes | Path
+    encoding: str
+    options: dict[str, Any]  # pd.read_csv's keywords, the column dtypes (text as categories) among them
+    codes: list[str]
+    dialect: Dialect
+
+    def readable(self) -> io.BytesIO | Path:
+        return io.BytesIO(self.body) if isinstance(self.body, bytes) else self.body
+
+
+@contextmanager
+def csv_errors(path: Path) -> Iterator[None]:
+    """pandas' parse errors as the messages a user can act on."""
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise StageError("the file is empty (no header row)", path, "export the table again with its header") from None
+    except pd.errors.ParserError as exc:
+        raise StageError(
+            f"rows do not all have the same number of fields ({exc})".replace("\n", " "),
+            path,
+            "fix the ragged rows (often an unquoted separator inside a value) and export again",
+        ) from None
+
+
+def plan_csv(
     source: bytes | Path, path: Path, options: ReadOptions, hints: Dialect | None, na_values: list[str]
-) -> tuple[pd.DataFrame, Dialect]:
+) -> CsvPlan:
     text, encoding = decode(source, path, options.encoding)
     text, named = strip_sep_line(text)
     body, body_encoding = after_first_line(source, encoding) if named else (source, encoding)
@@ -133,33 +174,32 @@ def read_csv(
             raise StageError(f"duplicate column names {duplicates}", path, "give every column a unique name")
     decimal, thousands = detect_numbers(rows, path, options.decimal, options.thousands, hints)
     codes = leading_zero_columns(rows)
-    readable = io.BytesIO(body) if isinstance(body, bytes) else body
     csv_options: dict[str, Any] = dict(
         sep=delimiter, decimal=decimal, thousands=thousands, keep_default_na=False, na_values=["", *na_values],
         index_col=False, skipinitialspace=True,
     )  # fmt: skip
-    try:
+    with csv_errors(path):
         # text columns (as the sample shows them) are read as categories: each distinct value held once
         sampled = pd.read_csv(io.StringIO(text), nrows=SAMPLE_ROWS, dtype=dict.fromkeys(codes, "str"), **csv_options)
-        # (not the digit codes: pandas would turn categories that all look like numbers into numbers)
-        kinds = {str(c): "category" for c in sampled.columns if is_text(sampled[c])} | dict.fromkeys(codes, "str")
-        frame = pd.read_csv(readable, encoding=body_encoding, dtype=kinds, **csv_options)
-    except pd.errors.EmptyDataError:
-        raise StageError("the file is empty (no header row)", path, "export the table again with its header") from None
-    except pd.errors.ParserError as exc:
-        raise StageError(
-            f"rows do not all have the same number of fields ({exc})".replace("\n", " "),
-            path,
-            "fix the ragged rows (often an unquoted separator inside a value) and export again",
-        ) from None
-    frame, notes = drop_trailing_empty(frame)
-    notes += [f"Excel 'sep={delimiter}' first line skipped"] if named else []
+    # (not the digit codes: pandas would turn categories that all look like numbers into numbers)
+    kinds = {str(c): "category" for c in sampled.columns if is_text(sampled[c])} | dict.fromkeys(codes, "str")
+    notes = [f"Excel 'sep={delimiter}' first line skipped"] if named else []
     notes += [f"column {c!r}: digit codes with leading zeros kept as text" for c in codes]
     found = Dialect(
         format="csv", encoding=encoding, delimiter=delimiter, decimal=decimal, thousands=thousands,
         sep_line=named is not None, notes=notes,
     )  # fmt: skip
-    return frame, found
+    return CsvPlan(body, body_encoding, csv_options | {"dtype": kinds}, codes, found)
+
+
+def read_csv(
+    source: bytes | Path, path: Path, options: ReadOptions, hints: Dialect | None, na_values: list[str]
+) -> tuple[pd.DataFrame, Dialect]:
+    plan = plan_csv(source, path, options, hints, na_values)
+    with csv_errors(path):
+        frame = pd.read_csv(plan.readable(), encoding=plan.encoding, **plan.options)
+    frame, notes = drop_trailing_empty(frame)
+    return frame, plan.dialect.model_copy(update={"notes": notes + list(plan.dialect.notes)})
 
 
 def leading_zero_columns(rows: list[list[str]]) -> list[str]:
@@ -172,63 +212,6 @@ def leading_zero_columns(rows: list[list[str]]) -> list[str]:
         if values and all(v.isdigit() for v in values) and any(len(v) > 1 and v[0] == "0" for v in values):
             found.append(name.strip())
     return found
-
-
-def drop_trailing_empty(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """A delimiter at the end of every line adds a nameless, empty last column: drop it."""
-    if len(frame.columns) and str(frame.columns[-1]).startswith("Unnamed: ") and frame.iloc[:, -1].isna().all():
-        return frame.iloc[:, :-1], ["trailing delimiter on every line: the empty last column dropped"]
-    return frame, []
-
-
-def read_xlsx(raw: bytes, path: Path, sheet: str | None, na_values: list[str]) -> tuple[pd.DataFrame, Dialect]:
-    import openpyxl
-
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for a damaged workbook
-        raise StageError(f"not a readable .xlsx workbook ({exc})", path, "export the workbook again") from None
-    names = list(book.sheetnames)
-    book.close()
-    if sheet is None and len(names) > 1:
-        raise StageError(f"the workbook has {len(names)} sheets {names}", path, "set data.sheet to the table's sheet")
-    if sheet is not None and sheet not in names:
-        raise StageError(f"no sheet {sheet!r} in the workbook (sheets: {names})", path, "fix data.sheet")
-    chosen = sheet or names[0]
-    frame = pd.read_excel(
-        io.BytesIO(raw), sheet_name=chosen, engine="openpyxl", keep_default_na=False, na_values=["", *na_values]
-    )
-    frame, notes = drop_trailing_empty(frame)
-    return frame, Dialect(format="xlsx", sheet=chosen, notes=notes)
-
-
-def read_parquet(raw: bytes, path: Path) -> tuple[pd.DataFrame, Dialect]:
-    """Parquet as numbers and text: nested columns dropped (noted), decimals as floats, durations as seconds."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(io.BytesIO(raw))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise StageError(
-            f"not a readable Parquet file ({exc})", path, "check the file, or set data.format: csv if it is a CSV"
-        ) from None
-    notes = []
-    for name, kind in zip(table.column_names, table.schema.types, strict=True):
-        i = table.column_names.index(name)
-        if pa.types.is_nested(kind):
-            table = table.drop_columns([name])
-            notes.append(f"column {name!r} dropped: nested {kind} values are not a feature")
-        elif pa.types.is_decimal(kind):
-            table = table.set_column(i, name, pc.cast(table[name], pa.float64()))
-            notes.append(f"column {name!r}: {kind} read as float64")
-        elif pa.types.is_duration(kind):
-            per_second = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[kind.unit]
-            seconds = pc.divide(pc.cast(pc.cast(table[name], pa.int64()), pa.float64()), per_second)
-            table = table.set_column(i, name, seconds)
-            notes.append(f"column {name!r}: duration read as seconds")
-    return table.to_pandas(), Dialect(format="parquet", notes=notes)
 
 
 def is_text(values: pd.Series) -> bool:
@@ -248,25 +231,32 @@ def convert_dates(
         distinct = text_categories(values)  # a text category's values, each once, in the same checks
         found = detect_date_format(values if distinct is None else distinct, declared.get(name), hinted.get(name))
         if found.ambiguous is not None:
-            raise StageError(
-                f"column {name!r} holds dates like {found.ambiguous!r} that read day-first and month-first alike",
-                path,
-                f'set data.date_formats: {{{name}: "%d/%m/%Y"}} (or "%m/%d/%Y") in params.yaml',
-            )
+            raise ambiguous_dates(str(name), found.ambiguous, path)
         if found.format is None:
             continue
         parsed = parse_dates(values, found.format) if distinct is None else parse_categories(values, found.format)
         bad = values[values.notna() & parsed.isna()]
         if len(bad):
-            raise StageError(
-                f"column {name!r}: {len(bad)} value(s) do not parse as dates in {found.format!r}, "
-                f"e.g. {list(pd.unique(bad.astype(str))[:3])}",
-                path,
-                f"fix those values, or set data.date_formats.{name} (or data.column_types.{name}: categorical)",
-            )
+            raise bad_dates(str(name), len(bad), list(pd.unique(bad.astype(str))[:3]), found.format, path)
         frame = frame.assign(**{str(name): parsed})
         formats[str(name)] = found.format
     return frame, formats
+
+
+def ambiguous_dates(name: str, example: str, path: Path) -> StageError:
+    return StageError(
+        f"column {name!r} holds dates like {example!r} that read day-first and month-first alike",
+        path,
+        f'set data.date_formats: {{{name}: "%d/%m/%Y"}} (or "%m/%d/%Y") in params.yaml',
+    )
+
+
+def bad_dates(name: str, count: int, examples: list[str], fmt: str, path: Path) -> StageError:
+    return StageError(
+        f"column {name!r}: {count} value(s) do not parse as dates in {fmt!r}, e.g. {examples}",
+        path,
+        f"fix those values, or set data.date_formats.{name} (or data.column_types.{name}: categorical)",
+    )
 
 
 def check_header(frame: pd.DataFrame, path: Path) -> pd.DataFrame:

@@ -36,10 +36,10 @@ def spread(values: pd.Series, per_level: pd.Series | pd.Index) -> pd.Index:
     return pd.Index(per_level).take(values.cat.codes.to_numpy(), allow_fill=True, fill_value=None)
 
 
-def parse_categories(values: pd.Series, fmt: str) -> pd.Series:
+def parse_categories(values: pd.Series, fmt: str, zoned: bool | None = None) -> pd.Series:
     """`parse_dates` on each level once, spread to the rows."""
     levels = pd.Series(values.cat.categories, dtype=object)
-    return pd.Series(spread(values, parse_dates(levels, fmt)), index=values.index)
+    return pd.Series(spread(values, parse_dates(levels, fmt, zoned)), index=values.index)
 
 
 def map_text(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:

@@ -1,11 +1,13 @@
+import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tabml.core.errors import ExitCode
+from tabml.core.errors import ExitCode, StageError
 from tabml.core.params import load_params
 from tasks import ingest
 from tests.conftest import edit_params
@@ -100,3 +102,22 @@ def test_a_text_file_read_as_csv_is_refused_without_quoting_its_contents(
     err = capsys.readouterr().err
     assert "[ingest] FAILED: " in err and "does not read as a header" in err
     assert "abc123" not in err and "root:x" not in err
+
+
+def test_ingest_in_small_batches_writes_the_snapshot_and_report_one_batch_writes(here: Path) -> None:
+    params = load_params()
+    ingest.run(params)
+    whole = pq.read_table(here / "data/snapshot/table.parquet")
+    report = json.loads((here / "reports/ingest.json").read_text())
+    ingest.run(params, batch_rows=300)
+    assert pq.read_table(here / "data/snapshot/table.parquet").equals(whole, check_metadata=True)
+    assert pq.ParquetFile(here / "data/snapshot/table.parquet").num_row_groups == 15  # 4,454 rows, 300 a batch
+    assert json.loads((here / "reports/ingest.json").read_text()) == report and report["rows"] == 4454
+
+
+def test_an_override_that_nulls_most_values_is_refused_counted_over_all_batches(here: Path) -> None:
+    edit_params(here, data={"column_types": {"Home": "numeric"}})
+    with pytest.raises(StageError) as caught:
+        ingest.run(load_params(), batch_rows=100)
+    assert "numeric would turn 4,448 of 4,448 values into missing" in caught.value.what
+    assert not (here / "data/snapshot/table.parquet").exists()
