@@ -32,7 +32,7 @@ from tabml.core.ops_params import OrchestrationParams, PublishParams
 from tabml.core.params import ParamsError
 from tabml.orchestration.dvc_stages import StageFailedError, StageOutcome, plan_pipeline, reproduce_stage
 from tabml.orchestration.entry import prefect_state_in, project_prefect_home, refuse_secret_parameters
-from tabml.orchestration.flow_hooks import notify_failure, publish_summary
+from tabml.orchestration.flow_hooks import missing_effects, notify_failure, publish_summary
 from tabml.orchestration.flow_params import FlowParams, load_flow_params
 from tabml.orchestration.overrides import apply_param_overrides, override_for
 from tabml.orchestration.publish_run import Published, PublishError, publish_run, should_publish
@@ -160,7 +160,8 @@ def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, s
     outcomes: list[StageOutcome] = []
     with SkippedRecorder(skip_stage) as skipped:
         # One DVC pass; each stage it finds up to date gets its "Skipped" task run while it checks the next.
-        plan = plan_pipeline(project, force=force, on_up_to_date=skipped.record)
+        missing = missing_effects(params)  # e.g. a fresh clone's registration: DVC sees register unchanged
+        plan = plan_pipeline(project, force, on_up_to_date=skipped.record, missing_effect=missing)
         stages = plan.order
         unknown = params.orchestration.unknown_stages({*stages, PUBLISH_STEP})
         if unknown:
@@ -174,10 +175,12 @@ def _run_stages(project: Path, params: FlowParams, force: bool, env: dict[str, s
             else:
                 skipped.wait()  # one request at a time: concurrent writes make the server's SQLite back off
                 policy = params.orchestration.policy(name)
+                if why := plan.forced.get(name) or (None if force else missing(name)):
+                    logger.info(f"{name}: runs even where DVC finds it unchanged: {why}")
                 started = time.perf_counter()
                 try:
                     result = on_its_pool(name, params, stage_task(run_stage, name, policy))(
-                        str(project), name, force, env
+                        str(project), name, force or bool(why), env
                     )
                 except Exception as exc:
                     failure = as_stage_failure(name, exc, policy.timeout_seconds)

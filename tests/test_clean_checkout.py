@@ -5,6 +5,7 @@ git-tracked files, and the per-run facts (W&B run id, durations, the GTO commit)
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,29 @@ def test_per_run_facts_stay_out_of_git_and_dvc_lock_and_readers_still_get_them(t
     assert all(r is not None and r["version"] == 1 and r["gto"]["commit"] for r in records)
     outs = yaml.safe_load((second / "dvc.lock").read_text())["stages"]["register"]["outs"]
     assert {out["path"] for out in outs} == {"reports/registration.json", "reports/gate.json"}
+
+
+def test_a_clone_of_a_run_registers_its_model_although_dvc_finds_register_unchanged(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, _ = two_runs
+    before = tracked_files(first)
+    sh("git", "commit", "-qm", "a run", cwd=first)
+    clone = tmp_path / "clone"
+    sh("git", "clone", "-q", str(first), str(clone), cwd=tmp_path)
+    assert not (clone / "registry").exists()  # what a new user's clone has: the record from git, no registry
+
+    run = sh(sys.executable, "-m", "flows.pipeline", cwd=clone)
+
+    output = run.stdout + run.stderr
+    why = "registration.json records credit v1, which no register stage made in this workspace"
+    assert f"register: runs even where DVC finds it unchanged: {why}" in output, output[-3000:]
+    assert "[6/6] register: ran" in output and "registered credit v1 (production)" in output
+    assert read_record(clone / "reports/registration.json")["gto"]["commit"]  # type: ignore[index]
+    assert (clone / "registry/credit/versions/v1").is_dir()
+    after = tracked_files(clone)
+    # the same registration as the run's (the clone's validate reuses the committed reference, so its report says
+    # reference_created: false: that is the clone's own first run, not this test's subject)
+    assert [name for name in ("reports/registration.json", "reports/gate.json") if after[name] != before[name]] == []
+    locks = [yaml.safe_load(files["dvc.lock"])["stages"]["register"] for files in (before, after)]
+    assert locks[0] == locks[1]

@@ -68,18 +68,23 @@ class PipelinePlan:
 
     order: list[str]
     up_to_date: frozenset[str] = field(default_factory=frozenset)
+    forced: Mapping[str, str] = field(default_factory=dict)  # unchanged for DVC, but must run: stage -> why
     checked_seconds: Mapping[str, float] = field(default_factory=dict, compare=False)  # DVC's check, per stage
 
 
 def plan_pipeline(
-    root: str | Path = ".", force: bool = False, on_up_to_date: Callable[[str, float], None] | None = None
+    root: str | Path = ".",
+    force: bool = False,
+    on_up_to_date: Callable[[str, float], None] | None = None,
+    missing_effect: Callable[[str], str | None] | None = None,
 ) -> PipelinePlan:
     """Run order plus what is already up to date, from one DVC repo: the cheap check before any task starts.
 
     A stage is up to date when DVC's own `changed()` says no and no stage upstream of it will run, which is
     exactly when `dvc repro` would skip it. If DVC's lock is held elsewhere, nothing is assumed up to date.
     `on_up_to_date(name, seconds its check took)` is called as each such stage is found, in run order: the
-    decision is final then, as every stage upstream of it was checked before it.
+    decision is final then, as every stage upstream of it was checked before it. `missing_effect(name)` names
+    what an unchanged stage left outside DVC that this workspace lacks (a registration): such a stage is forced.
     """
     import networkx as nx
     from dvc.lock import LockError
@@ -94,19 +99,23 @@ def plan_pipeline(
                 stages = ordered_stages(repo, path)
                 graph = repo.index.graph  # edges point from a stage to the stages it depends on
                 to_run: set[str] = set()
+                forced: dict[str, str] = {}
                 seconds: dict[str, float] = {}
                 for stage in stages:
                     started = time.perf_counter()
                     upstream = {s.name for s in nx.descendants(graph, stage)}
                     if upstream & to_run or stage.changed():
                         to_run.add(stage.name)
+                    elif missing_effect is not None and (why := missing_effect(stage.name)):
+                        to_run.add(stage.name)
+                        forced[stage.name] = why
                     seconds[stage.name] = time.perf_counter() - started
                     if on_up_to_date is not None and stage.name not in to_run:
                         on_up_to_date(stage.name, seconds[stage.name])
         except LockError:
             return PipelinePlan([stage.name for stage in ordered_stages(repo, path)])
     order = [stage.name for stage in stages]
-    return PipelinePlan(order, frozenset(order) - to_run, seconds)
+    return PipelinePlan(order, frozenset(order) - to_run, forced, seconds)
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -23,7 +23,7 @@ from tabml.orchestration.notify import FailureNotice, deliver, explain, render
 from tabml.orchestration.publish_run import Published
 from tabml.orchestration.reports_server import report_pages, reports_base_url
 from tabml.orchestration.summary import metrics_table, summary_markdown, validation_table
-from tabml.registry.record import read_record
+from tabml.registry.record import missing_here, read_record
 from tabml.validation.report import read_report
 
 SUMMARY_KEY = "pipeline-summary"
@@ -132,3 +132,14 @@ def publish_summary(
         create_table_artifact(table=rows, key=VALIDATION_KEY, description="the checks of the last validation")
     if metrics is not None and "evaluate" in ran and (rows := metrics_table(metrics)):
         create_table_artifact(table=rows, key=METRICS_KEY, description="test-split metrics of the model")
+
+
+def missing_effects(params: FlowParams) -> Callable[[str], str | None]:
+    """What an unchanged stage left outside DVC that this workspace lacks: for `register`, the registration its
+    record names (a fresh clone has the record from git, not the registry); the flow then forces the stage."""
+
+    def missing(stage: str) -> str | None:
+        record = params.registration_record
+        return missing_here(record, params.root) if stage == "register" and record is not None else None
+
+    return missing

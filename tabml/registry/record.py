@@ -88,3 +88,21 @@ def with_run_facts(record: dict[str, Any] | None, facts: dict[str, Any] | None) 
 def read_record(path: Path) -> dict[str, Any] | None:
     """The last registration record with its per-run fields, or None when there is none (or it is unreadable)."""
     return with_run_facts(read_json_object(path), read_json_object(record_facts_file(path)))
+
+
+def missing_here(path: Path, root: Path) -> str | None:
+    """Why this workspace lacks the registration its record at `path` names, or None when it holds it.
+
+    The record is tracked in git and is not a DVC-cached output, so a fresh clone has it while its registry (and
+    the per-run facts beside the record) are not there: DVC, seeing register's deps and outputs unchanged, would
+    skip it and leave a record of a model this workspace never registered."""
+    record = read_json_object(path)
+    if not record or record.get("version") is None:
+        return None  # nothing registered (a refused model, an experiment): nothing to be missing
+    named = f"{record.get('dataset')} v{record.get('version')}"
+    if with_run_facts(record, read_json_object(record_facts_file(path))) is record:  # no facts of this version
+        return f"{path.name} records {named}, which no register stage made in this workspace"
+    where_ = record.get("registry_path")
+    if isinstance(where_, str) and "://" not in where_ and not (root / where_).is_dir():
+        return f"{path.name} records {named} at {where_}, which is not there"
+    return None

@@ -235,6 +235,20 @@ def test_plan_marks_everything_up_to_date_after_a_run_and_nothing_when_forced(to
     assert plan_pipeline(toy, force=True) == PipelinePlan(TOY_ORDER, frozenset())
 
 
+def test_plan_forces_an_unchanged_stage_whose_effect_outside_dvc_is_missing_and_what_follows_it(toy: Path) -> None:
+    reproduce_all(toy)
+    seen: list[str] = []
+
+    def missing(stage: str) -> str | None:
+        seen.append(stage)
+        return "its package is not in this workspace" if stage == TOY_ORDER[1] else None
+
+    plan = plan_pipeline(toy, missing_effect=missing)
+    assert plan.forced == {TOY_ORDER[1]: "its package is not in this workspace"}
+    assert plan.up_to_date == {TOY_ORDER[0]}  # the one after it runs too, as after any stage that runs
+    assert seen == TOY_ORDER[:2]  # asked only of stages DVC found unchanged with nothing upstream to run
+
+
 def test_plan_runs_a_changed_stage_and_everything_downstream_of_it(toy: Path) -> None:
     reproduce_all(toy)
     (toy / "extra.txt").write_text("extra, edited\n")  # a dep of second only; third is unchanged *so far*
