@@ -14,9 +14,8 @@ from tabml.core.errors import StageError
 from tabml.core.files import sha256_file
 from tabml.core.params import Params
 from tabml.core.stage import stage_main
-from tabml.data.column_types import datetime_from_text, numeric_from_text
+from tabml.data.column_types import datetime_format, datetime_from_text, numeric_from_text
 from tabml.data.csv_batches import BATCH_ROWS, read_batches
-from tabml.data.dates import detect_date_format
 from tabml.data.snapshot import snapshot_writer, write_ingest_report
 from tabml.data.tables import ReadOptions
 from tabml.data.text_values import is_text_category
@@ -69,7 +68,12 @@ class OverrideCheck:
     (a datetime override's format decided on the column's `samples`, the values one read would decide it on)."""
 
     def __init__(self, params: Params, samples: dict[str, pd.Series]) -> None:
-        self.params, self.samples = params, samples
+        self.params = params
+        self.formats = {  # decided once, on the values one read would decide them on
+            column: datetime_format(samples[column])
+            for column, kind in params.data.column_types.items()
+            if kind == "datetime" and column in samples
+        }
         self.counts: dict[str, tuple[int, int, list[str]]] = {}  # present, lost, first examples
 
     def add(self, frame: pd.DataFrame) -> None:
@@ -81,18 +85,13 @@ class OverrideCheck:
                 continue
             if kind == "datetime" and pd.api.types.is_datetime64_any_dtype(values):
                 continue
-            parsed = numeric_from_text(values) if kind == "numeric" else datetime_from_text(values, self.fmt(column))
+            fmt = self.formats.get(column)
+            parsed = numeric_from_text(values) if kind == "numeric" else datetime_from_text(values, fmt)
             present = values.notna()
             lost = present & parsed.isna()
             total, missing, examples = self.counts.get(column, (0, 0, []))
             examples = list(dict.fromkeys(examples + list(values[lost].astype(str).unique()[:3])))[:3]
             self.counts[column] = (total + int(present.sum()), missing + int(lost.sum()), examples)
-
-    def fmt(self, column: str) -> str | None:
-        sample = self.samples.get(column)
-        return (
-            None if sample is None else detect_date_format(sample.astype("string").astype(object)).format or "ISO8601"
-        )
 
     def finish(self) -> None:
         for column, (present, lost, examples) in self.counts.items():

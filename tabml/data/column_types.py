@@ -44,12 +44,15 @@ def numeric_from_text(values: pd.Series) -> pd.Series:
     return pd.to_numeric(european.where(comma, plain), errors="coerce")
 
 
+def datetime_format(values: pd.Series) -> str:
+    """The one format the column's values (written as text) fit (tabml.data.dates); else ISO 8601."""
+    return detect_date_format(values.astype("string").astype(object)).format or "ISO8601"
+
+
 def datetime_from_text(values: pd.Series, fmt: str | None = None) -> pd.Series:
-    """Dates written as text, by `fmt` or the one format the column's values fit (tabml.data.dates); else ISO
-    8601 only."""
+    """Dates written as text, by `fmt` (decided on the whole column) or else `datetime_format(values)`."""
     text = values.astype("string").astype(object)
-    fmt = fmt or detect_date_format(text).format or "ISO8601"
-    return pd.to_datetime(parse_dates(text, fmt), utc=True)
+    return pd.to_datetime(parse_dates(text, fmt or datetime_format(text)), utc=True)
 
 
 def _is_boolean_text(lowered: set[str]) -> bool:

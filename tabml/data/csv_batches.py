@@ -24,6 +24,7 @@ import pandas as pd
 from tabml.core.errors import StageError
 from tabml.data.dates import ISO_ZONE, SAMPLE, detect_date_format, parse_dates
 from tabml.data.dialect import Dialect
+from tabml.data.formats import TRAILING_EMPTY_NOTE
 from tabml.data.tables import (
     CsvPlan,
     ReadOptions,
@@ -149,7 +150,7 @@ def read_batches(path: Path, options: ReadOptions, batch_rows: int = BATCH_ROWS)
     named = dict(zip(raw_names, names, strict=False))
     dates = plan_dates({named[n]: s for n, s in scans.items() if n in named}, {named[n]: kinds[n] for n in named},
                        path, options.date_formats)  # fmt: skip
-    notes = ["trailing delimiter on every line: the empty last column dropped"] if drop_last else []
+    notes = [TRAILING_EMPTY_NOTE] if drop_last else []
     dialect = plan.dialect.model_copy(update={"notes": notes + list(plan.dialect.notes)})
     dialect = finish_dialect(dialect, compression, na_values, {n: d.format for n, d in dates.items()})
     final = {named[n]: kinds[n] for n in named}

@@ -11,11 +11,13 @@ import pandas as pd
 from tabml.core.errors import StageError
 from tabml.data.dialect import Dialect
 
+TRAILING_EMPTY_NOTE = "trailing delimiter on every line: the empty last column dropped"
+
 
 def drop_trailing_empty(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """A delimiter at the end of every line adds a nameless, empty last column: drop it."""
     if len(frame.columns) and str(frame.columns[-1]).startswith("Unnamed: ") and frame.iloc[:, -1].isna().all():
-        return frame.iloc[:, :-1], ["trailing delimiter on every line: the empty last column dropped"]
+        return frame.iloc[:, :-1], [TRAILING_EMPTY_NOTE]
     return frame, []
 
 

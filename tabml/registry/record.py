@@ -76,11 +76,17 @@ def write_record(path: Path, record: dict[str, object]) -> Path:
     return write_document(path, kept)
 
 
+def facts_belong(record: dict[str, Any], facts: object) -> bool:
+    """Pure: whether `facts` were written with `record` (same dataset and version)."""
+    return isinstance(facts, dict) and (facts.get("dataset"), facts.get("version")) == (
+        record.get("dataset"),
+        record.get("version"),
+    )
+
+
 def with_run_facts(record: dict[str, Any] | None, facts: dict[str, Any] | None) -> dict[str, Any] | None:
     """Pure: `record` plus the per-run fields written with it (same dataset and version); as is otherwise."""
-    if record is None or not isinstance(facts, dict):
-        return record
-    if (facts.get("dataset"), facts.get("version")) != (record.get("dataset"), record.get("version")):
+    if record is None or facts is None or not facts_belong(record, facts):
         return record
     return record | {key: facts.get(key) for key in PER_RUN_RECORD_FIELDS}
 
@@ -100,7 +106,7 @@ def missing_here(path: Path, root: Path) -> str | None:
     if not record or record.get("version") is None:
         return None  # nothing registered (a refused model, an experiment): nothing to be missing
     named = f"{record.get('dataset')} v{record.get('version')}"
-    if with_run_facts(record, read_json_object(record_facts_file(path))) is record:  # no facts of this version
+    if not facts_belong(record, read_json_object(record_facts_file(path))):  # no register here made this version
         return f"{path.name} records {named}, which no register stage made in this workspace"
     where_ = record.get("registry_path")
     if isinstance(where_, str) and "://" not in where_ and not (root / where_).is_dir():
